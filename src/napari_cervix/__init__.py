@@ -1,0 +1,9 @@
+"""napari-cervix: Pap-smear analysis — semantic and instance segmentation, per-cell features and classes.
+
+The console API (the same functions as the dock widgets and the CLI) is importable without napari.
+"""
+__version__ = "0.1.0"
+
+from .api import classify_cells, measure_cells, segment_instances, segment_semantic
+
+__all__ = ["classify_cells", "measure_cells", "segment_instances", "segment_semantic", "__version__"]

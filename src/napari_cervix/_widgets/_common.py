@@ -1,0 +1,57 @@
+"""Small pieces shared by the dock widgets: layer pickers, model pickers, layer geometry."""
+from __future__ import annotations
+
+import numpy as np
+from magicgui.widgets import ComboBox, FileEdit
+
+CUSTOM_FILE = "file…"
+
+
+def layer_picker(viewer, layer_type, label: str) -> ComboBox:
+    """A combo box of the viewer's layers of one type, kept up to date as layers come and go."""
+    box = ComboBox(label=label, choices=lambda _w: [lyr for lyr in viewer.layers if isinstance(lyr, layer_type)],
+                   nullable=True)
+
+    def refresh(*_):
+        box.reset_choices()
+
+    viewer.layers.events.inserted.connect(refresh)
+    viewer.layers.events.removed.connect(refresh)
+    refresh()
+    return box
+
+
+def model_picker(task: str) -> tuple[ComboBox, FileEdit]:
+    """Registered models of a task plus a 'file…' choice enabling a file field."""
+    from ..registry import list_models
+
+    names = [e.name for e in sorted(list_models(task), key=lambda e: not e.default)]
+    box = ComboBox(label="model", choices=names + [CUSTOM_FILE], value=names[0] if names else CUSTOM_FILE)
+    file = FileEdit(label="weights file", filter="*.safetensors", visible=box.value == CUSTOM_FILE)
+    box.changed.connect(lambda value: setattr(file, "visible", value == CUSTOM_FILE))
+    return box, file
+
+
+def chosen_model(box: ComboBox, file: FileEdit):
+    if box.value == CUSTOM_FILE:
+        path = str(file.value)
+        if not path or path == ".":
+            raise ValueError("choose a weights file (.safetensors) or a registered model")
+        return path
+    return box.value
+
+
+def plane_of(layer, viewer) -> np.ndarray | object:
+    """The 2-D (or RGB) data to process: the highest resolution level, the displayed plane of a stack."""
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    spatial = 3 if layer.rgb else 2
+    if data.ndim > spatial:
+        step = viewer.dims.current_step[: data.ndim - spatial]
+        data = data[tuple(int(s) for s in step)]
+    return data
+
+
+def geometry(layer) -> dict:
+    """scale/translate of the last two (spatial) axes, so results sit on top of their image."""
+    n = 2
+    return {"scale": tuple(layer.scale[-n:]), "translate": tuple(layer.translate[-n:])}

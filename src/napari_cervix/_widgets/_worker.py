@@ -1,0 +1,60 @@
+"""Shared plumbing for dock widgets: run a progress generator in a napari ``thread_worker``.
+
+Capabilities expose generators that yield :class:`napari_cervix.tiling.TileProgress` (or any object
+with ``done``/``total``) and *return* their result. :func:`start_worker` runs one off the GUI thread,
+drives a napari progress bar, lets the user cancel (the generator is closed between tiles), and
+calls ``on_result`` in the main thread, where layers are added. Errors are shown as napari
+notifications instead of crashing the viewer; the user's layers are never touched by the worker.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+
+from napari.qt.threading import thread_worker
+from napari.utils import progress
+from napari.utils.notifications import show_error, show_info
+
+
+def start_worker(
+    make_generator: Callable[[], Generator],
+    on_result: Callable[[object], None],
+    *,
+    description: str,
+    on_finish: Callable[[], None] | None = None,
+):
+    """Start ``make_generator()`` in a worker thread; returns the worker (``worker.quit()`` cancels)."""
+    bar = progress(total=0, desc=description)
+    state = {"last": 0}
+
+    @thread_worker(start_thread=False, progress=False)
+    def job():
+        return (yield from make_generator())
+
+    worker = job()
+
+    def on_yield(step):
+        total = int(getattr(step, "total", 0) or 0)
+        done = int(getattr(step, "done", 0) or 0)
+        if total and bar.total != total:
+            bar.total = total
+        bar.update(done - state["last"])
+        state["last"] = done
+
+    def on_error(err):
+        show_error(f"{description} failed: {err}")
+
+    def on_aborted():
+        show_info(f"{description}: cancelled, nothing was changed")
+
+    def on_finished():
+        bar.close()
+        if on_finish is not None:
+            on_finish()
+
+    worker.yielded.connect(on_yield)
+    worker.returned.connect(on_result)
+    worker.errored.connect(on_error)
+    worker.aborted.connect(on_aborted)
+    worker.finished.connect(on_finished)
+    worker.start()
+    return worker

@@ -1,0 +1,87 @@
+"""Dock widget "Segment nucleus and cytoplasm": a thin layer over
+:func:`napari_cervix.semantic.inference.segment_semantic_steps`."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from magicgui.widgets import CheckBox, Container, Label, PushButton, SpinBox
+from napari.layers import Image
+from napari.utils.colormaps import DirectLabelColormap
+from napari.utils.notifications import show_error
+
+from ..io.sample import SEMANTIC_CLASSES
+from ._common import chosen_model, geometry, layer_picker, model_picker, plane_of
+from ._worker import start_worker
+
+#: Fixed colors so every result reads the same: transparent background, cytoplasm, nucleus.
+CLASS_COLORS = {0: (0, 0, 0, 0), 1: (0.35, 0.75, 1.0, 1.0), 2: (0.85, 0.1, 0.45, 1.0), None: (0, 0, 0, 0)}
+
+
+class SemanticWidget(Container):
+    def __init__(self, viewer):
+        super().__init__()
+        self._viewer = viewer
+        self._worker = None
+        self.image = layer_picker(viewer, Image, "image")
+        self.model, self.model_file = model_picker("semantic")
+        self.tile_size = SpinBox(label="tile size", value=512, min=64, max=4096, step=32)
+        self.overlap = SpinBox(label="overlap", value=64, min=0, max=1024, step=16)
+        self.tta = CheckBox(text="flip TTA", value=False)
+        self.crf = CheckBox(text="CRF refinement", value=False)
+        self.probabilities = CheckBox(text="add probability layers", value=False)
+        self.run_button = PushButton(text="Segment")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.status = Label(value="")
+        self.extend([self.image, self.model, self.model_file, self.tile_size, self.overlap, self.tta, self.crf,
+                     self.probabilities, self.run_button, self.cancel_button, self.status])
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+
+    def run(self, *_):
+        from ..semantic.inference import segment_semantic_steps
+
+        layer = self.image.value
+        if layer is None:
+            show_error("Segment: choose an image layer first")
+            return
+        try:
+            data = plane_of(layer, self._viewer)
+            model = chosen_model(self.model, self.model_file)
+        except ValueError as err:
+            show_error(f"Segment: {err}")
+            return
+        options = dict(tile_size=self.tile_size.value, overlap=min(self.overlap.value, self.tile_size.value - 1),
+                       tta=self.tta.value, crf=self.crf.value, return_probabilities=self.probabilities.value)
+        name, place = layer.name, geometry(layer)
+        self._set_running(True)
+        self.status.value = f"segmenting {name}…"
+        self._worker = start_worker(
+            lambda: segment_semantic_steps(data, model, **options),
+            lambda result: self._add_layers(result, name, place),
+            description=f"Segmenting {name}",
+            on_finish=lambda: self._set_running(False),
+        )
+
+    def cancel(self, *_):
+        if self._worker is not None:
+            self._worker.quit()
+            self.status.value = "cancelling…"
+
+    def _set_running(self, running: bool):
+        self.run_button.enabled = not running
+        self.cancel_button.enabled = running
+        if not running:
+            self._worker = None
+
+    def _add_layers(self, result, name: str, place: dict):
+        labels, probs = result if isinstance(result, tuple) else (result, None)
+        features = pd.DataFrame({"label": np.arange(len(SEMANTIC_CLASSES)), "class": list(SEMANTIC_CLASSES)})
+        self._viewer.add_labels(labels, name=f"{name} semantic", features=features,
+                                colormap=DirectLabelColormap(color_dict=CLASS_COLORS), opacity=0.6, **place)
+        if probs is not None:
+            for index, cls in enumerate(SEMANTIC_CLASSES[1:], start=1):
+                self._viewer.add_image(probs[index], name=f"{name} P({cls})", colormap="magma", blending="additive",
+                                       contrast_limits=(0, 1), visible=False, **place)
+        counts = np.bincount(labels.ravel(), minlength=len(SEMANTIC_CLASSES))
+        share = counts / max(counts.sum(), 1)
+        self.status.value = "  ".join(f"{c}: {s:.1%}" for c, s in zip(SEMANTIC_CLASSES, share))

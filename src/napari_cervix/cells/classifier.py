@@ -1,0 +1,183 @@
+"""A trained cell classifier: network (+ fusion head), its classes, input recipe and decision threshold.
+
+:class:`CellClassifier` is what every caller uses (classify_cells, the CLI, the widget, CV). It is saved
+as one safetensors file — the CNN's state dict, the feature-fusion arrays under ``fusion.*`` — with JSON
+metadata (registry task ``"classifier"``) holding everything needed to rebuild and use it: architecture,
+layer sizes, output classes, which of them are abnormal ("reviewable"), input size/channels, the binary
+threshold chosen on validation folds, and the cross-validated figures.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+ARCHITECTURES = {
+    "ld_resnet": "LD/ResNet: ResNet trained with the local discriminant loss (paper 000), 7 Herlev classes",
+    "mask_fusion": "image + nucleus/cytoplasm mask branches, GAP, dense (paper 002 model 2), Bethesda groups",
+    "feature_fusion": "LD/ResNet deep features + LBP-256 + SIFT bag-of-features, PCA, MLP (paper 004)",
+}
+
+
+def abnormal_probability(proba: np.ndarray, abnormal_mask: np.ndarray) -> np.ndarray:
+    """P(reviewable) = total probability of the abnormal classes."""
+    return np.asarray(proba)[:, np.asarray(abnormal_mask, bool)].sum(axis=1)
+
+
+class CellClassifier:
+    def __init__(self, arch: str, network, classes: list[str], abnormal_classes: list[str], *, size: int = 96,
+                 channels: int = 1, tta: int = 8, threshold: float = 0.5, fusion_head=None,
+                 model_config: dict | None = None, mask_source: str | None = None, metadata: dict | None = None):
+        if arch not in ARCHITECTURES:
+            raise ValueError(f"unknown classifier architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
+        self.arch = arch
+        self.network = network
+        self.classes = list(classes)
+        self.abnormal_classes = [c for c in abnormal_classes if c in self.classes]
+        self.size = int(size)
+        self.channels = int(channels)
+        self.tta = int(tta)
+        self.threshold = float(threshold)
+        self.fusion_head = fusion_head
+        self.model_config = dict(model_config or {})
+        self.mask_source = mask_source
+        self.metadata = dict(metadata or {})
+
+    @property
+    def abnormal_mask(self) -> np.ndarray:
+        return np.array([c in self.abnormal_classes for c in self.classes])
+
+    @property
+    def needs_masks(self) -> bool:
+        return self.arch == "mask_fusion"
+
+    # --------------------------------------------------------------------------------- inference
+    def _run(self, fn, crops: np.ndarray, masks: np.ndarray | None, batch_size: int = 256) -> np.ndarray:
+        import torch
+
+        from .augment import dihedral
+
+        self.network.eval()
+        outputs = []
+        views = range(max(1, min(self.tta, 8)))
+        with torch.inference_mode():
+            for start in range(0, len(crops), batch_size):
+                x = torch.from_numpy(np.ascontiguousarray(crops[start:start + batch_size], np.float32))
+                m = None if masks is None else torch.from_numpy(np.ascontiguousarray(masks[start:start + batch_size],
+                                                                                     np.float32))
+                total = None
+                for k in views:
+                    out = fn(dihedral(x, k), None if m is None else dihedral(m, k))
+                    total = out if total is None else total + out
+                outputs.append((total / len(views)).float().numpy())
+        return np.concatenate(outputs) if outputs else np.zeros((0, len(self.classes)), np.float32)
+
+    def deep_features(self, crops: np.ndarray) -> np.ndarray:
+        """GAP features of the LD/ResNet (averaged over the TTA views)."""
+        return self._run(lambda x, m: self.network.features(x), crops, None)
+
+    def predict_proba(self, crops: np.ndarray, masks: np.ndarray | None = None, mask_fn=None) -> np.ndarray:
+        """N × classes probabilities for N × C × S × S crops in [0, 1] (C, S = the classifier's input).
+
+        The mask-fusion model needs N × 2 × S × S one-hot masks; when ``masks`` is None they are computed
+        from the crops with ``mask_fn`` (default: the Otsu fallback it was trained with).
+        """
+        import torch
+
+        crops = np.asarray(crops, np.float32)
+        expected = (self.channels, self.size, self.size)
+        if crops.ndim != 4 or crops.shape[1:] != expected:
+            raise ValueError(f"crops must be N×{expected[0]}×{expected[1]}×{expected[2]}, got {crops.shape}")
+        if len(crops) == 0:
+            return np.zeros((0, len(self.classes)), np.float32)
+        if self.arch == "mask_fusion":
+            if masks is None:
+                from .training import masks_for_crops
+
+                masks = masks_for_crops(crops, mask_fn)
+            return self._run(lambda x, m: torch.softmax(self.network(x, m), 1), crops, masks)
+        if self.arch == "feature_fusion":
+            deep = self.deep_features(crops)
+            return self.fusion_head.predict_proba(deep, crops.mean(axis=1)).astype(np.float32)
+        return self._run(lambda x, m: torch.softmax(self.network(x)[0], 1), crops, None)
+
+    def decide(self, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(class index, P(reviewable), reviewable flag) with class and flag consistent (see training)."""
+        from .training import consistent_predictions
+
+        p_abnormal = abnormal_probability(proba, self.abnormal_mask)
+        if not self.abnormal_mask.any() or self.abnormal_mask.all():
+            return proba.argmax(axis=1), p_abnormal, p_abnormal >= self.threshold
+        return (consistent_predictions(proba, self.abnormal_mask, p_abnormal, self.threshold), p_abnormal,
+                p_abnormal >= self.threshold)
+
+    # ----------------------------------------------------------------------------------- storage
+    def metadata_dict(self, extra: dict | None = None) -> dict:
+        meta = dict(self.metadata)
+        meta.update({
+            "task": "classifier",
+            "architecture": self.arch,
+            "description": ARCHITECTURES[self.arch],
+            "classes": self.classes,
+            "abnormal_classes": self.abnormal_classes,
+            "threshold": self.threshold,
+            "input": {"size": self.size, "channels": self.channels, "color": "gray" if self.channels == 1 else "rgb",
+                      "range": "[0, 1], standardized per crop inside the network", "tta": self.tta},
+            "model_config": self.model_config,
+            "mask_source": self.mask_source,
+        })
+        if extra:
+            meta.update(extra)
+        return meta
+
+    def save(self, path: str | Path, extra_metadata: dict | None = None) -> str:
+        """Write weights + metadata as safetensors (fp16 weights to keep shipped files small); returns sha256."""
+        import torch
+
+        from ..registry import save_weights
+
+        state = {f"net.{k}": (v.half() if v.is_floating_point() else v) for k, v in self.network.state_dict().items()}
+        if self.fusion_head is not None:
+            state.update({k: torch.from_numpy(v) for k, v in self.fusion_head.to_arrays().items()})
+        self.metadata = self.metadata_dict(extra_metadata)
+        return save_weights(state, path, self.metadata)
+
+
+def build_network(arch: str, classes: int, channels: int, model_config: dict):
+    from .models import LDResNet, MaskFusionNet
+
+    widths = tuple(model_config.get("widths", (32, 64, 128)))
+    blocks = int(model_config.get("blocks", 2))
+    if arch == "mask_fusion":
+        return MaskFusionNet(channels, classes, widths, blocks=blocks)
+    return LDResNet(channels, classes, widths, blocks, int(model_config.get("channels_per_class", 16)))
+
+
+def load_classifier(model="default") -> CellClassifier:
+    """A registered classifier name, ``"default"``, a safetensors path, or an already loaded classifier."""
+    if isinstance(model, CellClassifier):
+        return model
+    from ..registry import load_state_dict, resolve
+
+    path, meta = resolve(model, "classifier")
+    arch = meta.get("architecture")
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"{path}: unknown classifier architecture {arch!r}")
+    tensors = load_state_dict(path)
+    classes = meta["classes"]
+    channels = int(meta["input"]["channels"])
+    network_arch = "ld_resnet" if arch == "feature_fusion" else arch
+    network_classes = len(classes)
+    network = build_network(network_arch, network_classes, channels, meta.get("model_config", {}))
+    state = {k[len("net."):]: v.float() if v.is_floating_point() else v for k, v in tensors.items() if k.startswith("net.")}
+    network.load_state_dict(state)
+    network.eval()
+    head = None
+    if arch == "feature_fusion":
+        from .fusion_features import FusionHead
+
+        head = FusionHead.from_arrays({k: v.float().numpy() for k, v in tensors.items() if k.startswith("fusion.")})
+    return CellClassifier(arch, network, classes, meta.get("abnormal_classes", []), size=meta["input"]["size"],
+                          channels=channels, tta=meta["input"].get("tta", 8), threshold=meta.get("threshold", 0.5),
+                          fusion_head=head, model_config=meta.get("model_config"), mask_source=meta.get("mask_source"),
+                          metadata=meta)

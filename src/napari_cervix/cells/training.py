@@ -1,0 +1,359 @@
+"""Training and cross-validation of the three cell classifiers on labelled single-cell crops (Herlev).
+
+Everything here takes arrays (N × C × S × S crops in [0, 1], integer Herlev class indices, group ids that
+keep cells of one slide image in one fold), so the CLI, the benchmark and the tests share one path:
+
+* :func:`train_classifier` trains one architecture and returns a :class:`~.classifier.CellClassifier`
+  (checkpointing every few minutes so ``--resume`` continues an interrupted run);
+* :func:`cross_validate` runs stratified group k-fold, collects out-of-fold probabilities, picks the binary
+  "reviewable" threshold on them and reports accuracy, abnormal recall and specificity, with each fold's
+  threshold chosen on the *other* folds' predictions (so the reported figures are not tuned on themselves).
+
+Seeds are fixed (torch, numpy, fold split), so a rerun on the same machine gives the same model.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .classifier import ARCHITECTURES, CellClassifier, abnormal_probability
+from .crops import otsu_semantic_mask, resize_square, semantic_to_onehot, to_channels
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "ld_resnet"  # ld_resnet | mask_fusion | feature_fusion
+    size: int = 96
+    channels: int = 1  # 1 = gray (ISBI smears, the demo), 3 = RGB
+    epochs: int = 60
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 5e-4
+    widths: tuple = (32, 64, 128)
+    blocks: int = 2
+    channels_per_class: int = 16
+    beta: float = 1.5  # LD loss weight (paper 000)
+    tau: float = 20.0  # diversity weight inside the LD loss (paper 000)
+    label_smoothing: float = 0.05
+    seed: int = 0
+    device: str = "auto"
+    tta: int = 8  # test-time dihedral transforms averaged at inference
+    checkpoint_minutes: float = 3.0
+    target_recall: float = 0.97  # binary threshold is chosen to reach this recall on validation folds
+    fusion_hidden: int = 128
+    fusion_alpha: float = 1e-2
+    extra: dict = field(default_factory=dict)
+
+    def model_config(self) -> dict:
+        return {"widths": list(self.widths), "blocks": self.blocks, "channels_per_class": self.channels_per_class}
+
+
+def pick_device(name: str = "auto"):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# ------------------------------------------------------------------------------------------- data
+
+
+def crops_from_images(images: list[np.ndarray], size: int, channels: int) -> np.ndarray:
+    """Whole single-cell images (Herlev) → N × C × size × size float32 in [0, 1]."""
+    out = np.empty((len(images), channels, size, size), np.float32)
+    for i, image in enumerate(images):
+        out[i] = resize_square(to_channels(image, channels), size).transpose(2, 0, 1)
+    return out
+
+
+def masks_for_crops(crops: np.ndarray, mask_fn: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """N × 2 × S × S one-hot (cytoplasm, nucleus) masks of crops; ``mask_fn`` maps a gray crop to {0,1,2}."""
+    mask_fn = mask_fn or otsu_semantic_mask
+    gray = crops.mean(axis=1)
+    return np.stack([semantic_to_onehot(mask_fn(g)) for g in gray]).astype(np.float32)
+
+
+def herlev_groups(names: list[str]) -> np.ndarray:
+    """Slide-image id of each Herlev cell (file ``A-B-NNN`` → ``A-B``), so one image's cells share a fold."""
+    keys = [name.rsplit("-", 1)[0] if name.count("-") >= 2 else name for name in names]
+    _, groups = np.unique(keys, return_inverse=True)
+    return groups
+
+
+def load_labelled_cells(spec: str, size: int, channels: int, class_names: list[str]):
+    """(crops, targets, groups, names) of a class-folder dataset such as ``herlev:DIR``."""
+    from ..io.datasets import load_dataset
+
+    samples = [s for s in load_dataset(spec) if s.label is not None]
+    unknown = sorted({s.label for s in samples} - set(class_names))
+    if unknown:
+        raise ValueError(f"{spec}: class folders {unknown} are not among the classifier's classes {class_names}")
+    if not samples:
+        raise ValueError(f"{spec}: no labelled cells found")
+    names = [s.name for s in samples]
+    crops = crops_from_images([s.image for s in samples], size, channels)
+    targets = np.array([class_names.index(s.label) for s in samples], np.int64)
+    return crops, targets, herlev_groups(names), names
+
+
+def output_space(arch: str) -> tuple[list[str], np.ndarray | None, list[str]]:
+    """(output class names, Herlev index → output index map or None, abnormal output classes) of an arch.
+
+    LD/ResNet and feature fusion predict the 7 Herlev classes; mask fusion predicts the Bethesda groups
+    (benign / L-SIL / H-SIL) as in paper 002. Herlev has no ASC-US cells, so that Bethesda category
+    cannot be learned from it and is not an output.
+    """
+    from ..classes import BETHESDA_CLASSES, HERLEV_ABNORMAL, HERLEV_CLASSES, HERLEV_TO_BETHESDA
+
+    if arch == "mask_fusion":
+        class_map = np.array([BETHESDA_CLASSES.index(HERLEV_TO_BETHESDA[c]) for c in HERLEV_CLASSES])
+        abnormal = sorted({HERLEV_TO_BETHESDA[c] for c in HERLEV_ABNORMAL}, key=BETHESDA_CLASSES.index)
+        return list(BETHESDA_CLASSES), class_map, abnormal
+    return list(HERLEV_CLASSES), None, list(HERLEV_ABNORMAL)
+
+
+# ---------------------------------------------------------------------------------------- training
+
+
+def _class_weights(targets: np.ndarray, n_classes: int) -> np.ndarray:
+    counts = np.bincount(targets, minlength=n_classes).astype(np.float64)
+    weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n_classes, 0.0)
+    return (weights / weights[counts > 0].mean()).astype(np.float32)
+
+
+def _checkpoint(path: Path | None, state: dict) -> None:
+    if path is None:
+        return
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)  # our own training state (optimizer moments, RNG): a local resume file only
+    os.replace(tmp, path)
+
+
+def train_network(config: TrainConfig, crops: np.ndarray, targets: np.ndarray, *, masks: np.ndarray | None = None,
+                  n_classes: int, checkpoint: Path | None = None, resume: bool = False,
+                  log: Callable[[str], None] = print):
+    """Train the CNN of ``config.arch`` (LD/ResNet, or the mask-fusion net when ``masks`` are given)."""
+    import torch
+    import torch.nn.functional as F
+
+    from .augment import augment_batch
+    from .models import LDResNet, MaskFusionNet, ld_loss
+
+    seed_everything(config.seed)
+    device = pick_device(config.device)
+    if masks is not None:
+        model = MaskFusionNet(config.channels, n_classes, tuple(config.widths), blocks=config.blocks)
+    else:
+        model = LDResNet(config.channels, n_classes, tuple(config.widths), config.blocks, config.channels_per_class)
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = max(1, int(np.ceil(len(crops) / config.batch_size)))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, epochs=config.epochs,
+                                                    steps_per_epoch=steps_per_epoch, pct_start=0.15)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    order_rng = np.random.default_rng(config.seed)
+    start_epoch = 0
+    if resume and checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"].cpu())  # RNG states are CPU byte tensors on every device
+        order_rng.bit_generator.state = state["order_rng"]
+        start_epoch = state["epoch"]
+        log(f"resumed from {checkpoint} at epoch {start_epoch}")
+
+    x_all = torch.from_numpy(crops).to(device)
+    y_all = torch.from_numpy(targets).to(device)
+    m_all = torch.from_numpy(masks).to(device) if masks is not None else None
+    weights = torch.from_numpy(_class_weights(targets, n_classes)).to(device) if masks is not None else None
+    last_save = time.monotonic()
+    for epoch in range(start_epoch, config.epochs):
+        model.train()
+        order = torch.from_numpy(order_rng.permutation(len(crops))).to(device)
+        total, seen = 0.0, 0
+        for start in range(0, len(crops), config.batch_size):
+            index = order[start:start + config.batch_size]
+            if len(index) < 2:
+                continue  # BatchNorm needs two samples
+            x, m = augment_batch(x_all[index], None if m_all is None else m_all[index], generator=generator,
+                                 channel_gain=0.1 if config.channels == 3 else 0.0)
+            y = y_all[index]
+            if m is not None:
+                loss = F.cross_entropy(model(x, m), y, weight=weights, label_smoothing=config.label_smoothing)
+            else:
+                logits, grouped = model(x)
+                loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+                if config.beta:
+                    ld, _, _ = ld_loss(grouped, y, n_classes, config.channels_per_class, tau=config.tau,
+                                       generator=generator)
+                    loss = loss + config.beta * ld
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += float(loss.detach()) * len(index)
+            seen += len(index)
+        if (epoch + 1) % 10 == 0 or epoch + 1 == config.epochs:
+            log(f"epoch {epoch + 1}/{config.epochs} loss {total / max(seen, 1):.4f}")
+        if checkpoint is not None and (time.monotonic() - last_save > 60 * config.checkpoint_minutes
+                                       or epoch + 1 == config.epochs):
+            _checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                     "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
+                                     "order_rng": order_rng.bit_generator.state, "epoch": epoch + 1,
+                                     "config": asdict(config)})
+            last_save = time.monotonic()
+    model.eval()
+    return model.cpu()
+
+
+def train_classifier(config: TrainConfig, crops: np.ndarray, targets: np.ndarray, *, mask_fn=None,
+                     checkpoint_dir: Path | None = None, resume: bool = False,
+                     log: Callable[[str], None] = print) -> CellClassifier:
+    """Train ``config.arch`` on crops with Herlev class indices; returns a ready :class:`CellClassifier`."""
+    if config.arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {config.arch!r}; choose one of {sorted(ARCHITECTURES)}")
+    out_names, class_map, abnormal_classes = output_space(config.arch)
+    out_targets = class_map[targets] if class_map is not None else targets
+    ckpt = Path(checkpoint_dir) / f"{config.arch}.ckpt" if checkpoint_dir else None
+    masks = masks_for_crops(crops, mask_fn) if config.arch == "mask_fusion" else None
+    network = train_network(config, crops, out_targets, masks=masks, n_classes=len(out_names), checkpoint=ckpt,
+                            resume=resume, log=log)
+    head = None
+    if config.arch == "feature_fusion":
+        from .fusion_features import fit_fusion_head
+
+        classifier = CellClassifier("ld_resnet", network, out_names, abnormal_classes, size=config.size,
+                                    channels=config.channels, tta=config.tta)
+        deep = classifier.deep_features(crops)
+        head = fit_fusion_head(deep, crops.mean(axis=1), out_targets, seed=config.seed,
+                               hidden=config.fusion_hidden, alpha=config.fusion_alpha)
+    return CellClassifier(config.arch, network, out_names, abnormal_classes, size=config.size,
+                          channels=config.channels, tta=config.tta, fusion_head=head,
+                          model_config=config.model_config(),
+                          mask_source="otsu" if config.arch == "mask_fusion" and mask_fn is None else None)
+
+
+# -------------------------------------------------------------------------------- cross-validation
+
+
+def choose_threshold(p_abnormal: np.ndarray, is_abnormal: np.ndarray, target_recall: float) -> float:
+    """Highest threshold whose recall on these cells is ≥ ``target_recall`` (maximizes specificity)."""
+    scores = np.sort(p_abnormal[is_abnormal])
+    if scores.size == 0:
+        return 0.5
+    # Flag p ≥ t: keeping the k lowest-scoring abnormal cells below t costs recall k / n.
+    allowed_misses = int(np.floor((1 - target_recall) * scores.size + 1e-9))
+    return float(scores[allowed_misses]) if allowed_misses < scores.size else float(scores[-1])
+
+
+def binary_scores(p_abnormal: np.ndarray, is_abnormal: np.ndarray, threshold: float) -> dict:
+    from sklearn.metrics import roc_auc_score
+
+    flagged = p_abnormal >= threshold
+    positives, negatives = is_abnormal.sum(), (~is_abnormal).sum()
+    recall = float((flagged & is_abnormal).sum() / positives) if positives else float("nan")
+    specificity = float((~flagged & ~is_abnormal).sum() / negatives) if negatives else float("nan")
+    accuracy = float((flagged == is_abnormal).mean())
+    auc = float(roc_auc_score(is_abnormal, p_abnormal)) if positives and negatives else float("nan")
+    return {"recall_abnormal": recall, "specificity": specificity, "accuracy": accuracy, "auc": auc}
+
+
+def consistent_predictions(proba: np.ndarray, abnormal_mask: np.ndarray, p_abnormal: np.ndarray,
+                           threshold: float) -> np.ndarray:
+    """Class = most probable abnormal class when the cell is flagged reviewable, else most probable normal one.
+
+    Keeps the predicted class and the reviewable flag from contradicting each other.
+    """
+    abnormal_best = np.where(abnormal_mask[None, :], proba, -1).argmax(axis=1)
+    normal_best = np.where(~abnormal_mask[None, :], proba, -1).argmax(axis=1)
+    return np.where(p_abnormal >= threshold, abnormal_best, normal_best)
+
+
+def cross_validate(config: TrainConfig, crops: np.ndarray, targets: np.ndarray, groups: np.ndarray, *,
+                   folds: int = 5, mask_fn=None, log: Callable[[str], None] = print) -> dict:
+    """Stratified group k-fold CV on Herlev class indices; returns out-of-fold probabilities and figures."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    out_names, class_map, _ = output_space(config.arch)
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=config.seed)
+    oof = np.zeros((len(crops), len(out_names)), np.float32)
+    fold_of = np.zeros(len(crops), np.int64)
+    for fold, (train_idx, test_idx) in enumerate(splitter.split(crops, targets, groups)):
+        start = time.monotonic()
+        model = train_classifier(config, crops[train_idx], targets[train_idx], mask_fn=mask_fn, log=lambda m: None)
+        oof[test_idx] = model.predict_proba(crops[test_idx], masks=None, mask_fn=mask_fn)
+        fold_of[test_idx] = fold
+        log(f"fold {fold + 1}/{folds}: {len(test_idx)} cells, {time.monotonic() - start:.0f}s")
+    return summarize_cv(oof, fold_of, targets, config.arch, config.target_recall)
+
+
+def summarize_cv(oof: np.ndarray, fold_of: np.ndarray, targets: np.ndarray, arch: str, target_recall: float) -> dict:
+    """Figures from out-of-fold probabilities ``oof`` (cells × output classes) and Herlev targets."""
+    from ..classes import HERLEV_ABNORMAL, HERLEV_CLASSES
+
+    out_names, class_map, out_abnormal_names = output_space(arch)
+    out_abnormal = np.array([name in out_abnormal_names for name in out_names])
+    is_abnormal = np.array([HERLEV_CLASSES[t] in HERLEV_ABNORMAL for t in targets])
+    p_abn = abnormal_probability(oof, out_abnormal)
+    out_targets = class_map[targets] if class_map is not None else targets
+    # Honest per-fold figures: each fold's threshold comes from the other folds' predictions.
+    fold_flags = np.zeros(len(oof), bool)
+    fold_pred = np.zeros(len(oof), np.int64)
+    for fold in np.unique(fold_of):
+        test, rest = fold_of == fold, fold_of != fold
+        t = choose_threshold(p_abn[rest], is_abnormal[rest], target_recall)
+        fold_flags[test] = p_abn[test] >= t
+        fold_pred[test] = consistent_predictions(oof[test], out_abnormal, p_abn[test], t)
+    threshold = choose_threshold(p_abn, is_abnormal, target_recall)
+    scores = binary_scores(p_abn, is_abnormal, 0.5)
+    positives, negatives = is_abnormal.sum(), (~is_abnormal).sum()
+    scores["recall_abnormal"] = float((fold_flags & is_abnormal).sum() / max(positives, 1))
+    scores["specificity"] = float((~fold_flags & ~is_abnormal).sum() / max(negatives, 1))
+    scores["accuracy"] = float((fold_flags == is_abnormal).mean())
+    summary = {
+        "folds": int(fold_of.max() + 1),
+        "cells": int(len(oof)),
+        "accuracy_argmax": float((oof.argmax(1) == out_targets).mean()),
+        "accuracy": float((fold_pred == out_targets).mean()),
+        "binary": scores,
+        "threshold": threshold,
+        "target_recall": target_recall,
+        "confusion": _confusion(out_targets, fold_pred, len(out_names)).tolist(),
+        "classes": list(out_names),
+    }
+    return {"summary": summary, "oof": oof, "fold_of": fold_of}
+
+
+def _confusion(y_true, y_pred, n):
+    matrix = np.zeros((n, n), np.int64)
+    np.add.at(matrix, (y_true, y_pred), 1)
+    return matrix
+
+
+def write_json(path: Path, data: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)

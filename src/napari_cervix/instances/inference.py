@@ -1,0 +1,201 @@
+"""``segment_instances``: every cell and nucleus of an image, tiled through the shared tiling engine.
+
+Images larger than the network's tile run in overlapping tiles (:func:`napari_cervix.tiling.tile_grid`).
+An instance cut by a tile border is seen, whole or in part, by each tile it crosses; those detections are
+merged into one instance (never duplicated) by :class:`_Merger`: two detections of the same class from
+different tiles are the same object when their masks agree inside the region both tiles saw (IoU ≥
+``merge_iou`` there). Matching is one-to-one per tile, so two genuinely overlapping cells seen by both
+tiles stay two cells. The merged mask is the detection that no inner tile border cuts, when there is
+one (the tile that saw the object whole saw it best), else the union of the cut parts.
+"""
+from __future__ import annotations
+
+from collections.abc import Generator
+
+import numpy as np
+
+from ..tiling import Tile, TileProgress, run_to_end, tile_grid
+from .result import InstanceResult, assign_nuclei
+
+MERGE_IOU = 0.5
+
+
+class _Instance:
+    __slots__ = ("label", "score", "y0", "x0", "mask", "tiles", "cut")
+
+    def __init__(self, label, score, y0, x0, mask, tile, cut):
+        self.label, self.score, self.y0, self.x0, self.mask = label, score, y0, x0, mask
+        self.tiles = [tile]
+        self.cut = cut  # touches a tile border that is not the image border: possibly incomplete
+
+    @property
+    def box(self):
+        return self.y0, self.x0, self.y0 + self.mask.shape[0], self.x0 + self.mask.shape[1]
+
+    def absorb(self, other: "_Instance") -> None:
+        self.tiles.extend(other.tiles)
+        if self.cut != other.cut or not (self.cut or other.cut):
+            # One saw the object whole (or both did): keep that detection as it is.
+            best = other if (self.cut and not other.cut) or (
+                not self.cut and not other.cut and other.score > self.score) else self
+            self.y0, self.x0, self.mask, self.score, self.cut = best.y0, best.x0, best.mask, best.score, best.cut
+            return
+        y0, x0 = min(self.y0, other.y0), min(self.x0, other.x0)
+        y1, x1 = max(self.box[2], other.box[2]), max(self.box[3], other.box[3])
+        mask = np.zeros((y1 - y0, x1 - x0), bool)
+        for part in (self, other):
+            mask[part.y0 - y0:part.box[2] - y0, part.x0 - x0:part.box[3] - x0] |= part.mask
+        self.y0, self.x0, self.mask = y0, x0, mask
+        self.score = max(self.score, other.score)
+        self.cut = True
+
+
+def _crop(mask: np.ndarray, y0: int, x0: int):
+    """(bbox-cropped mask, its global y0, x0), or None for an empty mask."""
+    rows = np.flatnonzero(mask.any(1))
+    if not len(rows):
+        return None
+    cols = np.flatnonzero(mask.any(0))
+    return mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], y0 + int(rows[0]), x0 + int(cols[0])
+
+
+def _region_iou(a: _Instance, b: _Instance, tile: Tile) -> float:
+    """IoU of two instances inside ``tile`` ∩ (tiles that saw ``a``), where both had a chance to be seen."""
+    y0, x0 = max(a.y0, b.y0), max(a.x0, b.x0)
+    y1, x1 = min(a.box[2], b.box[2]), min(a.box[3], b.box[3])
+    if y1 <= y0 or x1 <= x0:
+        return 0.0
+    # Region seen by both: the new tile and any tile that contributed to a.
+    ay0, ax0, ay1, ax1 = a.box
+    by0, bx0, by1, bx1 = b.box
+    gy0, gx0 = min(ay0, by0), min(ax0, bx0)
+    gy1, gx1 = max(ay1, by1), max(ax1, bx1)
+    seen_a = np.zeros((gy1 - gy0, gx1 - gx0), bool)
+    for t in a.tiles:
+        seen_a[max(t.y0 - gy0, 0):max(t.y1 - gy0, 0), max(t.x0 - gx0, 0):max(t.x1 - gx0, 0)] = True
+    shared = np.zeros_like(seen_a)
+    shared[max(tile.y0 - gy0, 0):max(tile.y1 - gy0, 0), max(tile.x0 - gx0, 0):max(tile.x1 - gx0, 0)] = True
+    shared &= seen_a
+    ma = np.zeros_like(seen_a)
+    ma[ay0 - gy0:ay1 - gy0, ax0 - gx0:ax1 - gx0] = a.mask
+    mb = np.zeros_like(seen_a)
+    mb[by0 - gy0:by1 - gy0, bx0 - gx0:bx1 - gx0] = b.mask
+    ma &= shared
+    mb &= shared
+    union = np.count_nonzero(ma | mb)
+    return np.count_nonzero(ma & mb) / union if union else 0.0
+
+
+class _Merger:
+    """Collects per-tile detections in image coordinates, merging those that are one object."""
+
+    def __init__(self, shape, merge_iou: float = MERGE_IOU):
+        self.height, self.width = int(shape[0]), int(shape[1])
+        self.merge_iou = merge_iou
+        self.instances: list[_Instance] = []
+
+    def add_tile(self, tile: Tile, masks, scores, labels) -> None:
+        new = []
+        for mask, score, label in zip(masks, scores, labels):
+            cropped = _crop(mask, tile.y0, tile.x0)
+            if cropped is None:
+                continue
+            part, y0, x0 = cropped
+            cut = ((y0 == tile.y0 and tile.y0 > 0) or (x0 == tile.x0 and tile.x0 > 0)
+                   or (y0 + part.shape[0] == tile.y1 and tile.y1 < self.height)
+                   or (x0 + part.shape[1] == tile.x1 and tile.x1 < self.width))
+            new.append(_Instance(int(label), float(score), y0, x0, part, tile, cut))
+        # Candidate pairs: existing instances from other tiles whose box meets the new one's box.
+        pairs = []
+        for j, inst in enumerate(new):
+            for i, old in enumerate(self.instances):
+                if old.label != inst.label or tile in old.tiles:
+                    continue
+                oy0, ox0, oy1, ox1 = old.box
+                ny0, nx0, ny1, nx1 = inst.box
+                if oy1 <= ny0 or ny1 <= oy0 or ox1 <= nx0 or nx1 <= ox0:
+                    continue
+                iou = _region_iou(old, inst, tile)
+                if iou >= self.merge_iou:
+                    pairs.append((iou, i, j))
+        used_old, used_new = set(), set()
+        for iou, i, j in sorted(pairs, reverse=True):  # greedy one-to-one, best agreement first
+            if i in used_old or j in used_new:
+                continue
+            self.instances[i].absorb(new[j])
+            used_old.add(i)
+            used_new.add(j)
+        self.instances.extend(inst for j, inst in enumerate(new) if j not in used_new)
+
+    def stacks(self, shape, label: int, min_score: float):
+        chosen = sorted((i for i in self.instances if i.label == label and i.score >= min_score),
+                        key=lambda i: -i.score)
+        masks = np.zeros((len(chosen),) + tuple(shape), bool)
+        for k, inst in enumerate(chosen):
+            y0, x0, y1, x1 = inst.box
+            masks[k, y0:y1, x0:x1] = inst.mask
+        return masks, np.array([i.score for i in chosen], np.float32)
+
+
+def segment_instances_steps(
+    image,
+    model="default",
+    score_threshold: float = 0.5,
+    max_detections: int = 100,
+    tile_size: int = 512,
+    overlap: int = 128,
+    device: str = "cpu",
+) -> Generator[TileProgress, None, InstanceResult]:
+    """Generator form of :func:`segment_instances`: yields a :class:`TileProgress` per tile (for
+    progress bars and cancelling between tiles) and returns the :class:`InstanceResult`.
+
+    ``model``: ``"default"`` (the shipped lite weights), a registered name, a safetensors file, or an
+    already loaded :class:`~napari_cervix.instances.model.Detector`. ``score_threshold``: detections
+    below it are dropped. ``max_detections``: at most this many detections (cells + nuclei) per network
+    pass, i.e. per tile. ``tile_size``/``overlap``: tiling of images larger than one tile (use the
+    model's training size, 512, for best results); tiles smaller than the network's minimum are padded.
+    Gray or color (converted to luminance), 8/16-bit or float images are accepted.
+    """
+    from .model import load_detector, prepare_gray
+
+    if not 0.0 <= float(score_threshold) <= 1.0:
+        raise ValueError(f"score_threshold must be in [0, 1]; got {score_threshold}")
+    if int(max_detections) < 1:
+        raise ValueError(f"max_detections must be at least 1; got {max_detections}")
+    gray = prepare_gray(image)  # validates shape/dtype, one normalization for every tile
+    detector = load_detector(model, device=device)
+    tiles = tile_grid(gray.shape, int(tile_size), int(overlap))
+    merger = _Merger(gray.shape)
+    # The network's own score floor stays low (0.05) so near-threshold parts of a cell cut by a tile
+    # border can still be merged; the user's threshold is applied to the merged instances.
+    floor = min(0.05, float(score_threshold))
+    for done, tile in enumerate(tiles, start=1):
+        masks, scores, labels = detector.predict_tile(gray[tile.slices], score_floor=floor,
+                                                      max_detections=int(max_detections))
+        merger.add_tile(tile, masks, scores, labels)
+        yield TileProgress(done, len(tiles))
+    cell_label = detector.classes.index("cell")
+    nucleus_label = detector.classes.index("nucleus")
+    cells, scores = merger.stacks(gray.shape, cell_label, float(score_threshold))
+    nuclei, nucleus_scores = merger.stacks(gray.shape, nucleus_label, float(score_threshold))
+    return InstanceResult(
+        cells=cells,
+        scores=scores,
+        cell_ids=np.arange(1, len(cells) + 1, dtype=np.int32),
+        nuclei=nuclei,
+        nucleus_scores=nucleus_scores,
+        nucleus_cell_ids=assign_nuclei(cells, nuclei),
+        meta={"model": detector.meta.get("name") or detector.meta.get("architecture"),
+              "architecture": detector.meta.get("architecture"), "tiles": len(tiles),
+              "tile_size": int(tile_size), "overlap": int(overlap),
+              "score_threshold": float(score_threshold), "max_detections": int(max_detections)},
+    )
+
+
+def segment_instances(image, model="default", score_threshold: float = 0.5, max_detections: int = 100,
+                      tile_size: int = 512, overlap: int = 128, device: str = "cpu",
+                      progress=None) -> InstanceResult:
+    """Every cell and nucleus of ``image`` as its own mask, overlaps intact (see
+    :func:`segment_instances_steps` for the options). ``progress``: optional callback per tile."""
+    return run_to_end(segment_instances_steps(image, model, score_threshold, max_detections, tile_size,
+                                              overlap, device), progress)

@@ -1,0 +1,264 @@
+"""Build, save and load IMBMDCR-Net detectors; run one network pass on one image tile.
+
+The only place (with :mod:`.modules`, :mod:`.train`) where torch, mmengine, mmcv and mmdet are
+imported — and only inside functions, so ``import napari_cervix.instances`` stays light and the rest of
+the plugin works without them.
+
+Shipped and user weights are plain state dicts in safetensors (:func:`napari_cervix.registry.save_weights`)
+whose metadata holds the whole model config, so a file is self-describing: loading rebuilds exactly the
+architecture it was trained with, and a file of another task/classes/architecture is refused clearly.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ..imaging import check_image, to_gray
+
+CLASSES = ("cell", "nucleus")
+PRESETS = {"lite": "imbmdcr_lite.py", "full": "imbmdcr_full.py"}
+ARCHITECTURE = {"lite": "imbmdcr-net-lite", "full": "imbmdcr-net"}
+STOCK_CONFIG = "cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py"  # mmdet's own, for the benchmark
+MIN_INPUT = 64  # smaller tiles are padded: the backbone downsamples 32× and P6 64×
+
+
+class InstancesUnavailable(RuntimeError):
+    """mmdet / mmcv (with its compiled ops) cannot be imported; the message says what to install."""
+
+
+def require_mmdet() -> None:
+    """Import mmcv's compiled ops and mmdet, or raise :class:`InstancesUnavailable` with a clear fix."""
+    try:
+        import mmengine  # noqa: F401
+    except ImportError as err:
+        raise InstancesUnavailable(
+            "instance segmentation needs mmengine, mmcv and mmdet: "
+            "pip install 'napari-cervix[instances]' and mmcv==2.1.0 built with its ops "
+            f"(missing: {err.name})") from err
+    try:
+        import mmcv.ops  # noqa: F401  (loads mmcv's compiled extension)
+    except (ImportError, OSError) as err:
+        raise InstancesUnavailable(
+            "instance segmentation needs mmcv's compiled ops (mmcv 2.1.0 built with MMCV_WITH_OPS=1, "
+            "e.g. `pip install --no-binary mmcv mmcv==2.1.0`); importing mmcv.ops failed: "
+            f"{err}") from err
+    try:
+        import mmdet  # noqa: F401
+    except ImportError as err:
+        raise InstancesUnavailable(f"instance segmentation needs mmdet 3.3: {err}") from err
+    from . import modules  # noqa: F401  (registers IMBMDCR-Net's modules)
+
+
+def config_path(preset: str) -> Path:
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    return Path(str(resources.files("napari_cervix.instances") / "configs" / PRESETS[preset]))
+
+
+def load_config(preset: str = "lite"):
+    """The preset's full mmengine ``Config`` (model, classes, in_channels, train_size, schedule)."""
+    require_mmdet()
+    from mmengine.config import Config
+
+    return Config.fromfile(str(config_path(preset)))
+
+
+def stock_config():
+    """mmdet's stock ``cascade-mask-rcnn_r50_fpn`` (mask head at every stage), 2 classes, 3 channels."""
+    require_mmdet()
+    import mmdet
+    from mmengine.config import Config
+
+    path = Path(mmdet.__file__).parent / ".mim" / "configs" / STOCK_CONFIG
+    cfg = Config.fromfile(str(path))
+    cfg.model.backbone.init_cfg = None  # no download of ImageNet weights
+    for head in cfg.model.roi_head.bbox_head:
+        head.num_classes = len(CLASSES)
+    cfg.model.roi_head.mask_head.num_classes = len(CLASSES)
+    cfg.classes, cfg.in_channels, cfg.train_size = CLASSES, 3, 512
+    return cfg
+
+
+def _resolve_types(node):
+    """Config → ConfigDict with our torchvision layer classes put in where mmcv looks them up by name.
+
+    mmdet's RoI extractors only accept names of classes in ``mmcv.ops``, or a class object.
+    """
+    from mmengine.config import ConfigDict
+
+    from .modules import TVRoIAlign
+
+    def walk(value):
+        if isinstance(value, dict):
+            out = {k: walk(v) for k, v in value.items()}
+            if out.get("type") == "TVRoIAlign":
+                out["type"] = TVRoIAlign
+            return out
+        if isinstance(value, (list, tuple)):
+            return type(value)(walk(v) for v in value)
+        return value
+
+    return ConfigDict(walk(node))
+
+
+def build_detector(model_cfg: dict, device: str = "cpu"):
+    """An mmdet detector (random weights, ``init_weights`` applied) from a model config dict."""
+    require_mmdet()
+    import torch
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    from mmengine.logging import MMLogger
+
+    register_all_modules(init_default_scope=True)
+    # MODELS.build needs a ConfigDict (attribute access inside mmdet), not a plain dict.
+    model = MODELS.build(_resolve_types(copy.deepcopy(dict(model_cfg))))
+    # init_weights logs one INFO line per parameter through mmengine's logger: keep consoles readable.
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
+    return model.to(torch.device(device))
+
+
+def config_to_json(cfg) -> dict:
+    """The parts of a preset config stored in a weights file's metadata (JSON-safe)."""
+    return json.loads(json.dumps({
+        "model": cfg.model.to_dict() if hasattr(cfg.model, "to_dict") else dict(cfg.model),
+        "classes": list(cfg.classes),
+        "in_channels": int(cfg.in_channels),
+        "train_size": int(cfg.train_size),
+    }))
+
+
+@dataclass
+class Detector:
+    """A built detector with what inference needs to feed it."""
+
+    module: object  # the mmdet model (torch.nn.Module), in eval mode
+    classes: tuple
+    in_channels: int
+    train_size: int
+    meta: dict
+    device: str = "cpu"
+
+    @property
+    def num_parameters(self) -> int:
+        return int(sum(p.numel() for p in self.module.parameters()))
+
+    def predict_tile(self, tile: np.ndarray, *, score_floor: float = 0.05, max_detections: int = 100):
+        """One network pass on a normalized gray tile (h×w float32 in 0–255).
+
+        Returns (masks K×h×w bool, scores K, labels K int: index into ``classes``), sorted by score.
+        Tiles smaller than :data:`MIN_INPUT` or not a multiple of 32 are padded with their median
+        (background-like, unlike zeros or mirroring, which create dark edges or mirrored cells) and the
+        results are cropped back.
+        """
+        import torch
+        from mmdet.structures import DetDataSample
+
+        h, w = tile.shape
+        ph = max(MIN_INPUT, -(-h // 32) * 32)
+        pw = max(MIN_INPUT, -(-w // 32) * 32)
+        if (ph, pw) != (h, w):
+            padded = np.full((ph, pw), float(np.median(tile)) if tile.size else 0.0, np.float32)
+            padded[:h, :w] = tile
+            tile = padded
+        data = torch.from_numpy(np.ascontiguousarray(tile, np.float32))[None]
+        if self.in_channels == 3:
+            data = data.expand(3, -1, -1).contiguous()
+        sample = DetDataSample(metainfo=dict(img_shape=(ph, pw), ori_shape=(ph, pw),
+                                             scale_factor=(1.0, 1.0), pad_shape=(ph, pw)))
+        model = self.module
+        rcnn_cfg = model.roi_head.test_cfg
+        rcnn_cfg.score_thr = float(score_floor)
+        rcnn_cfg.max_per_img = int(max_detections)
+        with torch.no_grad():
+            batch = model.data_preprocessor({"inputs": [data], "data_samples": [sample]}, False)
+            result = model.predict(batch["inputs"], batch["data_samples"], rescale=True)[0]
+        inst = result.pred_instances
+        masks = inst.masks.cpu().numpy().astype(bool)[:, :h, :w] if len(inst) else np.zeros((0, h, w), bool)
+        scores = inst.scores.cpu().numpy().astype(np.float32)
+        labels = inst.labels.cpu().numpy().astype(np.int64)
+        order = np.argsort(-scores, kind="stable")
+        return masks[order], scores[order], labels[order]
+
+
+def new_detector(preset: str = "lite", device: str = "cpu") -> Detector:
+    """A preset with random weights (training start, tests, benchmark)."""
+    cfg = stock_config() if preset == "stock" else load_config(preset)
+    meta = {"task": "instances", "architecture": ARCHITECTURE.get(preset, "cascade-mask-rcnn-r50"),
+            "preset": preset, **config_to_json(cfg)}
+    module = build_detector(cfg.model, device)
+    module.eval()
+    return Detector(module, tuple(cfg.classes), int(cfg.in_channels), int(cfg.train_size), meta, device)
+
+
+def detector_from_weights(path, meta: dict, device: str = "cpu") -> Detector:
+    """Rebuild the architecture described in ``meta`` and load the state dict in ``path``."""
+    from ..registry import load_state_dict
+
+    if meta.get("task") != "instances":
+        raise ValueError(f"{path} holds a {meta.get('task') or 'unknown'} model, not an instances model")
+    classes = tuple(meta.get("classes") or ())
+    if classes != CLASSES:
+        raise ValueError(f"{path} predicts classes {list(classes)}; this segmenter needs {list(CLASSES)}")
+    if "model" not in meta:
+        preset = meta.get("preset")
+        if preset not in PRESETS:
+            raise ValueError(f"{path} describes neither its model config nor a known preset")
+        meta = {**meta, **config_to_json(load_config(preset))}
+    module = build_detector(meta["model"], device)
+    state = load_state_dict(path)
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or wrong:
+        def few(keys):
+            return ", ".join(keys[:3]) + (" …" if len(keys) > 3 else "")
+        raise ValueError(
+            f"{path}: weights do not match the architecture in its metadata "
+            f"({meta.get('architecture')}): {len(missing)} missing ({few(missing)}), "
+            f"{len(unexpected)} unexpected ({few(unexpected)}), {len(wrong)} of another shape ({few(wrong)})")
+    module.load_state_dict(state, strict=True)
+    module.eval()
+    return Detector(module, classes, int(meta.get("in_channels", 1)), int(meta.get("train_size", 512)),
+                    meta, device)
+
+
+def load_detector(model="default", device: str = "cpu") -> Detector:
+    """A registered name / ``"default"``, a safetensors file, or a preset name (``"lite"``/``"full"``
+    with random weights, for testing only) → :class:`Detector`."""
+    from ..registry import resolve
+
+    require_mmdet()
+    if isinstance(model, Detector):
+        return model
+    if isinstance(model, str) and model.startswith("preset:"):
+        return new_detector(model.split(":", 1)[1], device)
+    path, meta = resolve(model, task="instances")
+    return detector_from_weights(path, meta, device)
+
+
+def prepare_gray(image, name: str = "image") -> np.ndarray:
+    """Any 2-D gray / H×W×3(4) color image, 8/16-bit or float → float32 gray in 0–255 (what the
+    networks were trained on). Color is reduced to luminance: the models are trained on gray fields."""
+    from ..imaging import to_unit_float
+
+    check_image(image, name=name)
+    array = np.asarray(image)
+    if array.dtype == bool:
+        array = array.astype(np.uint8)
+    gray = to_gray(array) if array.ndim == 3 else array
+    # to_gray returns float32 in the source's integer range: scale it by the source dtype's range.
+    gray = to_unit_float(gray, dtype=array.dtype, name=name)
+    return (gray * 255.0).astype(np.float32)

@@ -1,0 +1,258 @@
+"""Training of the instance presets: a plain PyTorch loop over mmdet's detector, fed by the
+compositing augmentation (:mod:`.augment`).
+
+Why not mmengine's Runner: its data pipeline would re-implement what :mod:`.augment` does, and its
+checkpoints are pickles that torch ≥ 2.6 refuses to load without ``weights_only=False``. Here a
+checkpoint (``OUT/last.pt``) holds only tensors, numbers and strings, is written atomically every few
+minutes and loaded with ``weights_only=True``; ``resume=True`` continues from it exactly (model,
+optimizer, step, random state). The shippable result is ``OUT/model.safetensors``: a plain state dict
+with the full model config and training/validation facts in its metadata.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .augment import Field, FieldSource, draw_field
+
+CHECKPOINT = "last.pt"
+WEIGHTS = "model.safetensors"
+
+
+def fields_to_batch(fields: list[Field], in_channels: int) -> dict:
+    """Fields → the ``{"inputs", "data_samples"}`` dict mmdet's data preprocessor takes."""
+    import torch
+    from mmdet.structures import DetDataSample
+    from mmdet.structures.bbox import HorizontalBoxes
+    from mmdet.structures.mask import BitmapMasks
+    from mmengine.structures import InstanceData
+
+    inputs, samples = [], []
+    for field in fields:
+        h, w = field.image.shape
+        image = torch.from_numpy(np.ascontiguousarray(field.image, np.float32))[None]
+        inputs.append(image.expand(in_channels, -1, -1).contiguous() if in_channels == 3 else image)
+        masks = field.masks
+        boxes = np.zeros((len(masks), 4), np.float32)
+        for k, mask in enumerate(masks):
+            rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+            boxes[k] = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
+        gt = InstanceData()
+        gt.bboxes = HorizontalBoxes(torch.from_numpy(boxes))
+        gt.labels = torch.from_numpy(field.labels.astype(np.int64))
+        gt.masks = BitmapMasks(masks.astype(np.uint8), h, w)
+        sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0),
+                                             pad_shape=(h, w)))
+        sample.gt_instances = gt
+        samples.append(sample)
+    return {"inputs": inputs, "data_samples": samples}
+
+
+def learning_rate(schedule: dict, step: int, total: int, steps_per_epoch: int) -> float:
+    """lr at ``step``: linear warm-up, then multi-step decay at epoch milestones (the paper's
+    schedule) when ``milestones`` is given, else cosine decay to ``min_lr_ratio``."""
+    base = float(schedule["optimizer"]["lr"])
+    warmup = int(schedule.get("warmup_steps", 0))
+    if step < warmup:
+        return base * (0.001 + 0.999 * step / warmup)
+    if schedule.get("milestones"):
+        epoch = step / max(steps_per_epoch, 1)
+        drops = sum(epoch >= m for m in schedule["milestones"])
+        return base * float(schedule.get("gamma", 0.1)) ** drops
+    ratio = float(schedule.get("min_lr_ratio", 0.0))
+    progress = min(max((step - warmup) / max(total - warmup, 1), 0.0), 1.0)
+    return base * (ratio + (1 - ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _optimizer(model, schedule: dict):
+    import torch
+
+    spec = dict(schedule["optimizer"])
+    kind = spec.pop("type")
+    # No weight decay on norms and biases (standard for detectors trained from scratch).
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim <= 1 else decay).append(param)
+    groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if kind == "SGD":
+        return torch.optim.SGD(groups, **spec)
+    if kind == "AdamW":
+        return torch.optim.AdamW(groups, **spec)
+    raise ValueError(f"unsupported optimizer {kind!r} (SGD or AdamW)")
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    import torch
+
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # a crash mid-write never corrupts the last good checkpoint
+
+
+def load_checkpoint(path) -> dict:
+    import torch
+
+    return torch.load(str(path), map_location="cpu", weights_only=True)
+
+
+def export_weights(checkpoint, out_path, extra_meta: dict | None = None) -> str:
+    """Checkpoint → shippable safetensors (model state dict + metadata); returns its sha256."""
+    from ..registry import save_weights
+
+    state = load_checkpoint(checkpoint)
+    meta = json.loads(state["meta"])
+    meta["training"] = {**meta.get("training", {}), "steps": int(state["step"])}
+    meta.update(extra_meta or {})
+    return save_weights(state["model"], out_path, meta)
+
+
+def split_datasets(specs: list[str], val_fraction: float = 0.2, seed: int = 0):
+    """Each dataset spec → (name, train samples, val samples), split by :func:`napari_cervix.io.split_samples`."""
+    from ..io import load_dataset, split_samples
+
+    out = []
+    for spec in specs:
+        samples = [s for s in load_dataset(spec) if s.cells is not None]
+        if not samples:
+            raise ValueError(f"{spec}: no sample has per-cell masks; instance training needs them")
+        train, val = split_samples(samples, val_fraction, seed)
+        out.append((spec, train, val))
+    return out
+
+
+def train_instances(
+    datasets: list[str],
+    out_dir="runs/instances-lite",
+    preset: str = "lite",
+    steps: int | None = None,
+    batch_size: int | None = None,
+    resume: bool = False,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    checkpoint_seconds: float = 300.0,
+    log_every: int = 10,
+    device: str = "cpu",
+    threads: int | None = None,
+    p_composite: float = 0.5,
+    stop: Callable[[], bool] | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Train a preset on dataset specs (``coco:FILE.json``, ``isbi2014:DIR``, ``isbi2015:DIR``); each
+    spec is one image domain, drawn from equally often. Returns the exported weights' path.
+
+    Checkpoints every ``checkpoint_seconds`` to ``out_dir/last.pt``; with ``resume`` the run continues
+    from it (same preset required). ``stop()`` is polled between steps (a checkpoint is written).
+    """
+    import torch
+
+    from ..registry import read_metadata
+    from .model import ARCHITECTURE, config_to_json, detector_from_weights, load_config, new_detector
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out_dir / CHECKPOINT
+    cfg = load_config(preset)
+    schedule = dict(cfg.schedule)
+    batch = int(batch_size or schedule.get("batch_size", 2))
+
+    splits = split_datasets(datasets, val_fraction, seed)
+    sources = [FieldSource(train, name=spec) for spec, train, _ in splits]
+    n_train = sum(len(s.fields) for s in sources)
+    steps_per_epoch = max(1, math.ceil(n_train / batch))
+    total = int(steps or schedule.get("steps") or schedule["epochs"] * steps_per_epoch)
+
+    detector = new_detector(preset, device)
+    model = detector.module
+    model.train()
+    optimizer = _optimizer(model, schedule)
+    rng = np.random.default_rng(seed)
+    start, history = 0, []
+    meta = {
+        "task": "instances", "architecture": ARCHITECTURE[preset], "preset": preset,
+        **config_to_json(cfg),
+        "training": {
+            "datasets": datasets, "val_fraction": val_fraction, "seed": seed, "batch_size": batch,
+            "total_steps": total, "p_composite": p_composite,
+            "train_images": {spec: [s.name for s in tr] for spec, tr, _ in splits},
+            "val_images": {spec: [s.name for s in va] for spec, _, va in splits},
+        },
+    }
+    if resume and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        saved = json.loads(state["meta"])
+        if saved.get("preset") != preset:
+            raise ValueError(f"{ckpt_path} is a {saved.get('preset')} run; resume it with --preset "
+                             f"{saved.get('preset')} or choose another --out")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start = int(state["step"])
+        rng.bit_generator.state = json.loads(state["rng"])
+        history = json.loads(state.get("history", "[]"))
+        meta["training"]["total_steps"] = total
+        log(f"resumed {ckpt_path} at step {start}/{total}")
+    elif resume:
+        log(f"no checkpoint at {ckpt_path}: starting a new run")
+
+    def checkpoint(step):
+        _save_checkpoint(ckpt_path, {
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer": optimizer.state_dict(),
+            "step": step, "rng": json.dumps(rng.bit_generator.state),
+            "meta": json.dumps(meta), "history": json.dumps(history[-2000:]),
+        })
+
+    log(f"training {preset} ({detector.num_parameters / 1e6:.2f} M parameters) on {n_train} images "
+        f"from {len(sources)} domain(s), {sum(len(s.sprites) for s in sources)} sprites; "
+        f"steps {start}→{total}, batch {batch}, device {device}")
+    last_save = time.monotonic()
+    window, t0 = [], time.monotonic()
+    step = start
+    while step < total:
+        if stop is not None and stop():
+            log("stop requested")
+            break
+        lr = learning_rate(schedule, step, total, steps_per_epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        fields = [draw_field(sources, rng, detector.train_size, p_composite) for _ in range(batch)]
+        data = model.data_preprocessor(fields_to_batch(fields, detector.in_channels), True)
+        losses = model.loss(data["inputs"], data["data_samples"])
+        loss, log_vars = model.parse_losses(losses)
+        optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            log(f"step {step}: non-finite loss {float(loss)}, step skipped")
+            step += 1
+            continue
+        loss.backward()
+        if schedule.get("grad_clip"):
+            torch.nn.utils.clip_grad_norm_(model.parameters(), float(schedule["grad_clip"]))
+        optimizer.step()
+        step += 1
+        window.append({k: float(v.detach()) if hasattr(v, "detach") else float(v)
+                       for k, v in log_vars.items()})
+        if step % log_every == 0 or step == total:
+            elapsed = time.monotonic() - t0
+            mean = {k: float(np.mean([w[k] for w in window if k in w])) for k in window[-1]}
+            history.append({"step": step, "lr": lr, "s_per_step": elapsed / len(window), **mean})
+            parts = " ".join(f"{k}={v:.3f}" for k, v in mean.items()
+                             if k in ("loss", "loss_rpn_cls", "loss_mask") or k.endswith("loss_cls"))
+            log(f"step {step}/{total} lr={lr:.2e} {elapsed / len(window):.2f} s/step {parts}")
+            window, t0 = [], time.monotonic()
+        if time.monotonic() - last_save >= checkpoint_seconds:
+            checkpoint(step)
+            last_save = time.monotonic()
+    checkpoint(step)
+    weights = out_dir / WEIGHTS
+    export_weights(ckpt_path, weights)
+    log(f"checkpoint {ckpt_path} (step {step}); weights {weights}")
+    detector_from_weights(weights, read_metadata(weights))  # the exported file must load back
+    return weights
