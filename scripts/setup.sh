@@ -41,7 +41,7 @@ fi
 
 # 3. torch from the registry. The machine's local '+cpu' wheel of the same version cannot load
 #    torchvision's wheel, hence the exclusion; torch 2.14+ headers need C++20 and mmcv 2.1.0 fails to build.
-if ! "$PY" -c "import torch, torchvision, sys; sys.exit(torch.__version__ != '$TORCH_VERSION')" 2>/dev/null; then
+if ! "$PY" -c "import torch, torchvision, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
   say "installing torch $TORCH_VERSION + torchvision $TORCHVISION_VERSION"
   "${PIP[@]}" install "torch==$TORCH_VERSION,!=$TORCH_VERSION+cpu" "torchvision==$TORCHVISION_VERSION"
 fi

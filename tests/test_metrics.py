@@ -138,7 +138,8 @@ def test_more_than_100_cells_per_image_are_all_counted():
     shape = (8 * 13, 8 * 13)
     cells = np.stack([_square(shape, 8 * i, 8 * j, 5) for i in range(13) for j in range(13)])
     sample = CellSample(image=np.zeros(shape), cells=cells, nuclei=None)
-    pred = {"masks": cells, "scores": np.linspace(1, 0.5, len(cells)), "labels": ["cell"] * len(cells)}
+    pred = {"masks": cells, "scores": np.linspace(1, 0.5, len(cells)),
+            "labels": ["cell"] * len(cells)}
     m = coco_segm_metrics([sample], [pred])
     # With COCO's default limit of 100 detections, 69 of the 169 cells would count as missed.
     assert m["segm"]["AP"] == pytest.approx(1.0)
@@ -168,7 +169,8 @@ def test_touching_nuclei_diagonally_are_one_instance():
     nuclei[5, 5] = nuclei[6, 6] = True  # 8-connected: one nucleus
     sample = CellSample(image=np.zeros(shape), cells=None, nuclei=nuclei)
     pred = {"masks": nuclei[None], "scores": [1.0], "labels": ["nucleus"]}
-    assert coco_segm_metrics([sample], [pred])["per_category"]["nucleus"]["AP"] == pytest.approx(1.0)
+    m = coco_segm_metrics([sample], [pred])
+    assert m["per_category"]["nucleus"]["AP"] == pytest.approx(1.0)
 
 
 def test_coco_metrics_reject_bad_input():
@@ -193,7 +195,8 @@ def test_classification_metrics_hand_computed():
     y_pred = ["a", "a", "b", "b", "c", "c"]
     proba = np.array([[0.9, 0.05, 0.05], [0.8, 0.1, 0.1], [0.4, 0.5, 0.1],
                       [0.5, 0.3, 0.2], [0.1, 0.4, 0.5], [0.2, 0.3, 0.5]])
-    m = classification_metrics(y_true, y_pred, ["a", "b", "c"], proba=proba, positive_classes=["b", "c"])
+    m = classification_metrics(y_true, y_pred, ["a", "b", "c"], proba=proba,
+                               positive_classes=["b", "c"])
     assert m["confusion_matrix"] == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
     assert m["accuracy"] == pytest.approx(4 / 6)
     assert m["per_class"]["a"] == pytest.approx(
@@ -210,7 +213,8 @@ def test_classification_metrics_hand_computed():
     assert binary["sensitivity"] == binary["recall_abnormal"] == 1.0
     assert binary["specificity"] == pytest.approx(2 / 3)
     assert binary["accuracy"] == pytest.approx(5 / 6)
-    # Abnormal scores (b + c): negatives 0.1, 0.2, 0.6; positives 0.5, 0.9, 0.8 → 8 of 9 pairs ordered.
+    # Abnormal scores (b + c): negatives 0.1, 0.2, 0.6; positives 0.5, 0.9, 0.8
+    # → 8 of the 9 (positive, negative) pairs are ranked correctly.
     assert binary["auc"] == pytest.approx(8 / 9)
 
 

@@ -83,15 +83,9 @@ def test_bilateral_filter_does_not_mix_across_intensity_edges():
     assert out[0, :, :12].max() < 0.05 and out[0, :, 18:].min() > 0.95
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    torch.manual_seed(0)
-    net = build_model("2se-unet", width=4)
-    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
-    meta = {"task": "semantic", "architecture": "2se-unet", "arch_options": {"width": 4}, "in_channels": 1,
-            "classes": ["background", "cytoplasm", "nucleus"], "divisor": 32}
-    save_weights(net.state_dict(), path, meta)
-    return str(path)
+@pytest.fixture
+def tiny_model(tiny_semantic_weights):
+    return tiny_semantic_weights
 
 
 def test_inference_any_size_dtype_and_color(tiny_model):

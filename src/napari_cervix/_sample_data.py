@@ -39,7 +39,8 @@ def _layers(sample: CellSample, image_name: str, image_kwargs: dict) -> list[tup
     return [
         (sample.image, {"name": image_name, **image_kwargs}, "image"),
         (nuclei_to_labels(sample), {"name": "nuclei (ground truth)", "opacity": 0.6}, "labels"),
-        (cells_to_labels(sample.cells), {"name": "cells (ground truth)", "opacity": 0.35}, "labels"),
+        (cells_to_labels(sample.cells), {"name": "cells (ground truth)", "opacity": 0.35},
+         "labels"),
     ]
 
 

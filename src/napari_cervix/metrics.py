@@ -96,7 +96,9 @@ class PixelConfusion:
         mIoU the mean IoU over classes present in target or prediction; Dice is the Zijdenbos
         similarity index 2·TP / (2·TP + FP + FN).
         """
-        names = list(class_names) if class_names is not None else [str(i) for i in range(self.n_classes)]
+        if class_names is None:
+            class_names = [str(i) for i in range(self.n_classes)]
+        names = list(class_names)
         if len(names) != self.n_classes:
             raise ValueError(f"{len(names)} class names given for {self.n_classes} classes")
         m = self.matrix
@@ -218,7 +220,8 @@ def coco_segm_metrics(gt_samples: Sequence[CellSample], predictions: Sequence[di
     from pycocotools.cocoeval import COCOeval
 
     if len(gt_samples) != len(predictions):
-        raise ValueError(f"{len(gt_samples)} ground-truth samples but {len(predictions)} predictions")
+        raise ValueError(
+            f"{len(gt_samples)} ground-truth samples but {len(predictions)} predictions")
     if not len(gt_samples):
         raise ValueError("no samples to evaluate")
     category_ids = {name: i + 1 for i, name in enumerate(INSTANCE_CLASSES)}
@@ -230,7 +233,8 @@ def coco_segm_metrics(gt_samples: Sequence[CellSample], predictions: Sequence[di
         masks, scores, labels = _check_prediction(pred, index, (height, width))
         annotated = {"cell": sample.cells is not None, "nucleus": sample.nuclei is not None}
         if not any(annotated.values()):
-            raise ValueError(f"sample {index} ({sample.name or 'unnamed'}) has neither cells nor nuclei")
+            raise ValueError(
+                f"sample {index} ({sample.name or 'unnamed'}) has neither cells nor nuclei")
         gt_masks = {
             "cell": list(np.asarray(sample.cells, bool)) if annotated["cell"] else [],
             "nucleus": _nucleus_instances(sample.nuclei) if annotated["nucleus"] else [],
@@ -238,7 +242,8 @@ def coco_segm_metrics(gt_samples: Sequence[CellSample], predictions: Sequence[di
         for name, instance_masks in gt_masks.items():
             for mask in instance_masks:
                 if mask.shape != (height, width):
-                    raise ValueError(f"sample {index}: {name} mask shape {mask.shape} != image shape")
+                    raise ValueError(
+                        f"sample {index}: {name} mask shape {mask.shape} != image shape")
                 if mask.any():
                     gt_annotations.append(_coco_annotation(
                         mask, image_id, category_ids[name], len(gt_annotations) + 1))
@@ -263,7 +268,8 @@ def coco_segm_metrics(gt_samples: Sequence[CellSample], predictions: Sequence[di
         evaluator.params.catIds = [category_ids[name] for name in INSTANCE_CLASSES]
         evaluator.evaluate()
         evaluator.accumulate()
-    precision = evaluator.eval["precision"]  # [IoU thresholds, recall points, category, area, maxDets]
+    # Indexed [IoU threshold, recall point, category, area range, maxDets]; -1 = no such objects.
+    precision = evaluator.eval["precision"]
     iou_thresholds = evaluator.params.iouThrs
     area_index = {label: i for i, label in enumerate(evaluator.params.areaRngLbl)}
 
@@ -283,7 +289,9 @@ def coco_segm_metrics(gt_samples: Sequence[CellSample], predictions: Sequence[di
 
     return {
         "segm": ap_block(slice(None)),
-        "per_category": {name: ap_block(slice(k, k + 1)) for k, name in enumerate(INSTANCE_CLASSES)},
+        "per_category": {
+            name: ap_block(slice(k, k + 1)) for k, name in enumerate(INSTANCE_CLASSES)
+        },
     }
 
 
@@ -310,8 +318,8 @@ def classification_metrics(y_true, y_pred, class_names: Sequence[str], proba=Non
                            positive_classes: Sequence[str] | None = None) -> dict:
     """Per-cell classification metrics.
 
-    ``y_true``/``y_pred``: class names or indices into ``class_names``. ``proba``: optional N×K class
-    probabilities (columns in ``class_names`` order), used for the binary AUC.
+    ``y_true``/``y_pred``: class names or indices into ``class_names``. ``proba``: optional N×K
+    class probabilities (columns in ``class_names`` order), used for the binary AUC.
 
     Returns ``accuracy``; ``per_class`` {name: {precision, recall, f1, specificity, support}};
     ``macro`` means of those four over defined values; ``confusion_matrix`` (list of lists, rows =

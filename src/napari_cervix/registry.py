@@ -166,3 +166,32 @@ def load_state_dict(path: str | Path) -> dict:
     from safetensors.torch import load_file
 
     return load_file(str(path))
+
+
+def ship_weights(source: str | Path, name: str, *, default: bool = False, description: str = "",
+                 summary: dict | None = None) -> ModelEntry:
+    """Copy a trained weights file into the package and (re)register it under ``name``.
+
+    Task and architecture come from the file's own metadata; ``default`` makes it the task's default
+    (clearing the flag on the others of that task). The registry file is rewritten atomically.
+    """
+    import shutil
+
+    meta = read_metadata(source)
+    target = weights_dir() / f"{name}.safetensors"
+    if Path(source).resolve() != target.resolve():
+        shutil.copyfile(source, target)
+    entry = ModelEntry(name=name, task=meta["task"], architecture=meta["architecture"], sha256=sha256_of(target),
+                       file=target.name, default=default, description=description, metadata=summary or {})
+    path = weights_dir() / REGISTRY_FILE
+    raw = json.loads(path.read_text()) if path.exists() else {"models": []}
+    models = [m for m in raw["models"] if m["name"] != name]
+    if default:
+        for m in models:
+            if m["task"] == entry.task:
+                m["default"] = False
+    models.append(entry.__dict__)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"models": models}, indent=2) + "\n")
+    os.replace(tmp, path)
+    return entry

@@ -36,7 +36,10 @@ def _range(value, name: str, *, integer: bool, minimum: float) -> tuple:
     if integer and (int(low) != low or int(high) != high):
         raise ValueError(f"{name} must be whole numbers, got {value!r}")
     if not (minimum <= low <= high):
-        raise ValueError(f"{name} must be a number or a (low, high) pair with {minimum} <= low <= high; got {value!r}")
+        raise ValueError(
+            f"{name} must be a number or a (low, high) pair with {minimum} <= low <= high; "
+            f"got {value!r}"
+        )
     return low, high
 
 
@@ -55,7 +58,8 @@ def _smooth_noise(rng: np.random.Generator, shape, sigma: float) -> np.ndarray:
         # Cubic upsampling of coarse white noise: same look as a wide Gaussian filter at a
         # fraction of the cost (a sigma-40 filter alone would take most of a smear's budget).
         step = float(sigma)
-        coarse = rng.standard_normal(tuple(math.ceil(s / step) + 4 for s in shape)).astype(np.float32)
+        coarse_shape = tuple(math.ceil(s / step) + 4 for s in shape)
+        coarse = rng.standard_normal(coarse_shape).astype(np.float32)
         coarse = ndimage.gaussian_filter(coarse, 0.8)  # rounder blobs than raw cubic interpolation
         noise = ndimage.zoom(coarse, step, order=3)[: shape[0], : shape[1]]
     noise = noise - noise.mean()
@@ -84,14 +88,13 @@ class _Blob:
         return self.b * (1 - self.amplitudes.sum())
 
     def rho(self, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
-        """Distance from the center as a fraction of the outline radius in that direction (≤ 1 inside)."""
+        """Distance from the center over the outline radius in that direction (≤ 1 inside)."""
         u = dx * np.cos(self.angle) + dy * np.sin(self.angle)
         v = -dx * np.sin(self.angle) + dy * np.cos(self.angle)
         theta = np.arctan2(v, u)
         radius = self.a * self.b / np.hypot(self.b * np.cos(theta), self.a * np.sin(theta))
-        radius = radius * (1 + sum(
-            amp * np.cos(k * theta + ph) for k, amp, ph in zip(self.orders, self.amplitudes, self.phases)
-        ))
+        harmonics = zip(self.orders, self.amplitudes, self.phases)
+        radius = radius * (1 + sum(amp * np.cos(k * theta + ph) for k, amp, ph in harmonics))
         return np.hypot(u, v) / radius
 
 
@@ -122,7 +125,8 @@ def _place_cell(rng, shape, cell_radius, placed_centers, nuclei_union):
             anchor = placed_centers[rng.integers(len(placed_centers))]
             distance = rng.uniform(0.5, 1.2) * radius
             direction = rng.uniform(0, 2 * np.pi)
-            center = (anchor[0] + distance * np.sin(direction), anchor[1] + distance * np.cos(direction))
+            center = (anchor[0] + distance * np.sin(direction),
+                      anchor[1] + distance * np.cos(direction))
         else:
             margin = min(0.3 * radius, 0.25 * min(shape))
             center = (rng.uniform(margin, height - margin), rng.uniform(margin, width - margin))
@@ -131,9 +135,11 @@ def _place_cell(rng, shape, cell_radius, placed_centers, nuclei_union):
         nucleus = _Blob(rng, nucleus_a, nucleus_a * rng.uniform(0.7, 1.0), [0.06, 0.04])
         max_offset = max(0.0, cell.inner_radius - nucleus.extent - 3)
         offset, direction = rng.uniform(0, 0.8) * max_offset, rng.uniform(0, 2 * np.pi)
-        nucleus_center = (center[0] + offset * np.sin(direction), center[1] + offset * np.cos(direction))
+        nucleus_center = (center[0] + offset * np.sin(direction),
+                          center[1] + offset * np.cos(direction))
         reach = nucleus.extent + 1
-        if not (reach <= nucleus_center[0] < height - reach and reach <= nucleus_center[1] < width - reach):
+        if not (reach <= nucleus_center[0] < height - reach
+                and reach <= nucleus_center[1] < width - reach):
             continue
         window, dy, dx = _window(nucleus_center, nucleus.extent, shape)
         nucleus_mask = nucleus.rho(dy, dx) <= 1
@@ -151,7 +157,7 @@ def _place_cell(rng, shape, cell_radius, placed_centers, nuclei_union):
 
 def generate_smear(shape=(512, 512), n_cells=(2, 10), seed=None, rgb: bool = False,
                    cell_radius=(40, 90)) -> CellSample:
-    """A synthetic smear of overlapping translucent cells, one nucleus each, with exact ground truth.
+    """A synthetic smear of overlapping translucent cells, one nucleus each, with exact truth.
 
     ``n_cells`` and ``cell_radius`` (semi-major axis in px) are a number or an inclusive (low, high)
     range drawn per image / per cell. Returns a :class:`CellSample` with ``image`` uint8 H×W (gray)
@@ -172,7 +178,8 @@ def generate_smear(shape=(512, 512), n_cells=(2, 10), seed=None, rgb: bool = Fal
     od_pink, od_blue, od_nucleus = (np.zeros(shape, np.float32) for _ in range(3))
     centers = []
     for i in range(count):
-        cell, center, nucleus, nucleus_center = _place_cell(rng, shape, (r_low, r_high), centers, nuclei_union)
+        cell, center, nucleus, nucleus_center = _place_cell(
+            rng, shape, (r_low, r_high), centers, nuclei_union)
         centers.append(center)
 
         window, dy, dx = _window(center, cell.extent, shape)
@@ -191,12 +198,14 @@ def generate_smear(shape=(512, 512), n_cells=(2, 10), seed=None, rgb: bool = Fal
         cell_nuclei[i][window] = inside
         nuclei_union[window] |= inside
         chromatin = 1 + 0.2 * _smooth_noise(rng, inside.shape, sigma=1.2)
-        od_nucleus[window] += (rng.uniform(0.55, 0.9) * np.clip(chromatin, 0.3, None) * inside).astype(np.float32)
+        density = rng.uniform(0.55, 0.9) * np.clip(chromatin, 0.3, None) * inside
+        od_nucleus[window] += density.astype(np.float32)
 
     # Dust and debris: sparse dark specks all over the slide, like the ISBI frames.
     specks = np.zeros(shape, np.float32)
     n_specks = rng.poisson(0.004 * shape[0] * shape[1])
-    specks[rng.integers(0, shape[0], n_specks), rng.integers(0, shape[1], n_specks)] = rng.uniform(0.3, 1.2, n_specks)
+    speck_y, speck_x = rng.integers(0, shape[0], n_specks), rng.integers(0, shape[1], n_specks)
+    specks[speck_y, speck_x] = rng.uniform(0.3, 1.2, n_specks)
     illumination = 1 + 0.01 * _smooth_noise(rng, shape, sigma=40)
     blur = rng.uniform(0.8, 1.3)
 
@@ -205,7 +214,8 @@ def generate_smear(shape=(512, 512), n_cells=(2, 10), seed=None, rgb: bool = Fal
         for c in range(3):
             od = (od_pink * _PINK_CYTOPLASM[c] + od_blue * _BLUE_CYTOPLASM[c]
                   + od_nucleus * _HEMATOXYLIN[c] + specks)
-            channels.append(_BACKGROUND_RGB[c] * illumination * np.exp(-ndimage.gaussian_filter(od, blur)))
+            blurred = ndimage.gaussian_filter(od, blur)
+            channels.append(_BACKGROUND_RGB[c] * illumination * np.exp(-blurred))
         transmission = np.stack(channels, axis=-1)
     else:
         od = od_pink + od_blue + od_nucleus + specks
@@ -227,8 +237,9 @@ def generate_cell_field(shape=(4096, 4096), n_cells: int = 10_000, seed=None):
     """A large field of many small, non-overlapping cells, each with one nucleus.
 
     Cells sit on a jittered grid, one per grid slot, and each cell's outline provably stays inside
-    its slot, so cells never overlap. All cells are drawn at once in an n×P×P stack of small
-    patches (no Python loop over cells): 4096² with 10 000 cells takes about a second.
+    its slot, so cells never overlap. Cells are drawn as stacks of small P×P patches, a few
+    hundred cells per numpy operation (no Python loop over cells): 4096² with 10 000 cells takes
+    about a second.
     Returns ``(image uint8 H×W, cell_labels int32 H×W, nucleus_labels int32 H×W)``; labels are
     1..n_cells in raster order of the slots, 0 = background, and a nucleus has its cell's label.
     """
@@ -249,8 +260,8 @@ def generate_cell_field(shape=(4096, 4096), n_cells: int = 10_000, seed=None):
         slot = min(slot_h, slot_w)
         if slot < 8:
             raise ValueError(
-                f"{n_cells} cells do not fit in {height}×{width} pixels (each would get {slot:.1f} px; "
-                "at least 8 are needed)"
+                f"{n_cells} cells do not fit in {height}×{width} pixels (each would get "
+                f"{slot:.1f} px; at least 8 are needed)"
             )
         slots = np.sort(rng.choice(rows * cols, n_cells, replace=False))
         n = n_cells
@@ -261,8 +272,10 @@ def generate_cell_field(shape=(4096, 4096), n_cells: int = 10_000, seed=None):
         angle = rng.uniform(0, np.pi, n)
         # The outline radius is at most a·(1 + amp2 + amp3); keep that disc 1 px inside the slot.
         extent = a * (1 + amp2 + amp3)
-        cy = (slots // cols + 0.5) * slot_h + np.maximum(0, slot_h / 2 - extent - 1) * rng.uniform(-1, 1, n)
-        cx = (slots % cols + 0.5) * slot_w + np.maximum(0, slot_w / 2 - extent - 1) * rng.uniform(-1, 1, n)
+        slack_y = np.maximum(0, slot_h / 2 - extent - 1)
+        slack_x = np.maximum(0, slot_w / 2 - extent - 1)
+        cy = (slots // cols + 0.5) * slot_h + slack_y * rng.uniform(-1, 1, n)
+        cx = (slots % cols + 0.5) * slot_w + slack_x * rng.uniform(-1, 1, n)
         inner = b * (1 - amp2 - amp3)
         nucleus_a = rng.uniform(0.28, 0.4, n) * inner
         nucleus_b = nucleus_a * rng.uniform(0.7, 1.0, n)
@@ -281,14 +294,18 @@ def generate_cell_field(shape=(4096, 4096), n_cells: int = 10_000, seed=None):
         batch = max(1, (1 << 18) // (size * size))
         for first in range(0, n, batch):
             cells = slice(first, min(n, first + batch))
-            c_ = lambda v: np.asarray(v[cells], np.float32)[:, None, None]  # noqa: E731  per-cell → patch broadcast
+
+            def c_(per_cell, cells=cells):
+                """This batch's per-cell values, shaped to broadcast over its patches."""
+                return np.asarray(per_cell[cells], np.float32)[:, None, None]
+
             dy = c_(top - cy) + grid[None, :, None]
             dx = c_(left - cx) + grid[None, None, :]
             cos_t, sin_t = c_(np.cos(angle)), c_(np.sin(angle))
             u, v = dx * cos_t + dy * sin_t, dy * cos_t - dx * sin_t
             r = np.sqrt(u * u + v * v) + np.float32(1e-6)
             c, s = u / r, v / r
-            # cos(kθ + φ) from cos θ and sin θ via the multiple-angle identities (no arctan2 needed).
+            # cos(kθ + φ) from cos θ and sin θ by the multiple-angle identities (no arctan2).
             cos2, sin2 = c * c - s * s, 2 * s * c
             cos3, sin3 = c * (4 * c * c - 3), s * (3 - 4 * s * s)
             wobble = (1 + c_(amp2) * (cos2 * c_(np.cos(phase2)) - sin2 * c_(np.sin(phase2)))

@@ -14,6 +14,8 @@ def layer_picker(viewer, layer_type, label: str) -> ComboBox:
 
     def refresh(*_):
         box.reset_choices()
+        if box.value is None and box.choices[1:]:
+            box.value = box.choices[-1]  # pick the newest layer rather than leaving the box empty
 
     viewer.layers.events.inserted.connect(refresh)
     viewer.layers.events.removed.connect(refresh)

@@ -26,7 +26,8 @@ def start_worker(
     bar = progress(total=0, desc=description)
     state = {"last": 0}
 
-    @thread_worker(start_thread=False, progress=False)
+    # ignore_errors: our own handler shows the message; without it superqt re-raises in the GUI thread.
+    @thread_worker(start_thread=False, progress=False, ignore_errors=True)
     def job():
         return (yield from make_generator())
 

@@ -290,22 +290,36 @@ def consistent_predictions(proba: np.ndarray, abnormal_mask: np.ndarray, p_abnor
     return np.where(p_abnormal >= threshold, abnormal_best, normal_best)
 
 
-def cross_validate(config: TrainConfig, crops: np.ndarray, targets: np.ndarray, groups: np.ndarray, *,
-                   folds: int = 5, mask_fn=None, log: Callable[[str], None] = print) -> dict:
-    """Stratified group k-fold CV on Herlev class indices; returns out-of-fold probabilities and figures."""
+def fold_splits(targets: np.ndarray, groups: np.ndarray, folds: int = 5, seed: int = 0):
+    """The (train, test) index pairs of stratified group k-fold (same split for every architecture)."""
     from sklearn.model_selection import StratifiedGroupKFold
 
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(targets)), targets, groups))
+
+
+def cross_validate(config: TrainConfig, crops: np.ndarray, targets: np.ndarray, groups: np.ndarray, *,
+                   folds: int = 5, only_folds: list[int] | None = None, mask_fn=None,
+                   log: Callable[[str], None] = print) -> dict:
+    """Stratified group k-fold CV on Herlev class indices; returns out-of-fold probabilities and figures.
+
+    ``only_folds`` runs a subset (to spread folds over processes); the summary then covers those folds.
+    """
     out_names, class_map, _ = output_space(config.arch)
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=config.seed)
     oof = np.zeros((len(crops), len(out_names)), np.float32)
-    fold_of = np.zeros(len(crops), np.int64)
-    for fold, (train_idx, test_idx) in enumerate(splitter.split(crops, targets, groups)):
+    fold_of = np.full(len(crops), -1, np.int64)
+    for fold, (train_idx, test_idx) in enumerate(fold_splits(targets, groups, folds, config.seed)):
+        if only_folds is not None and fold not in only_folds:
+            continue
         start = time.monotonic()
         model = train_classifier(config, crops[train_idx], targets[train_idx], mask_fn=mask_fn, log=lambda m: None)
         oof[test_idx] = model.predict_proba(crops[test_idx], masks=None, mask_fn=mask_fn)
         fold_of[test_idx] = fold
         log(f"fold {fold + 1}/{folds}: {len(test_idx)} cells, {time.monotonic() - start:.0f}s")
-    return summarize_cv(oof, fold_of, targets, config.arch, config.target_recall)
+    done = fold_of >= 0
+    result = summarize_cv(oof[done], fold_of[done], targets[done], config.arch, config.target_recall)
+    result["oof"], result["fold_of"] = oof, fold_of
+    return result
 
 
 def summarize_cv(oof: np.ndarray, fold_of: np.ndarray, targets: np.ndarray, arch: str, target_recall: float) -> dict:
@@ -332,7 +346,7 @@ def summarize_cv(oof: np.ndarray, fold_of: np.ndarray, targets: np.ndarray, arch
     scores["specificity"] = float((~fold_flags & ~is_abnormal).sum() / max(negatives, 1))
     scores["accuracy"] = float((fold_flags == is_abnormal).mean())
     summary = {
-        "folds": int(fold_of.max() + 1),
+        "folds": int(len(np.unique(fold_of))),
         "cells": int(len(oof)),
         "accuracy_argmax": float((oof.argmax(1) == out_targets).mean()),
         "accuracy": float((fold_pred == out_targets).mean()),

@@ -95,7 +95,11 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--composite", type=float, default=0.5,
                    help="fraction of training fields built by the compositing augmentation")
     p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU machine")
+    p.add_argument("--workers", type=int, default=0, help="processes drawing training fields")
+    p.add_argument("--init", help="start from a .safetensors file of the same preset")
+    p.add_argument("--lr", type=float, help="learning rate (default: the preset's)")
+    p.add_argument("--max-minutes", type=float, help="stop, checkpoint and export after this long")
 
 
 def _run_train(args) -> int:
@@ -105,7 +109,8 @@ def _run_train(args) -> int:
         args.dataset, out_dir=args.out, preset=args.preset, steps=args.steps, batch_size=args.batch_size,
         resume=args.resume, val_fraction=args.val_fraction, seed=args.seed,
         checkpoint_seconds=60.0 * args.checkpoint_minutes, device=args.device, threads=args.threads,
-        p_composite=args.composite, log=lambda *a: print(*a, flush=True))
+        p_composite=args.composite, workers=args.workers, init=args.init, lr=args.lr,
+        max_minutes=args.max_minutes, log=lambda *a: print(*a, flush=True))
     print(f"weights: {weights}")
     return 0
 

@@ -86,6 +86,17 @@ def _region_iou(a: _Instance, b: _Instance, tile: Tile) -> float:
     return np.count_nonzero(ma & mb) / union if union else 0.0
 
 
+def _overlap_fraction(a: _Instance, b: _Instance) -> float:
+    """|a ∩ b| / min(|a|, |b|)."""
+    y0, x0 = max(a.y0, b.y0), max(a.x0, b.x0)
+    y1, x1 = min(a.box[2], b.box[2]), min(a.box[3], b.box[3])
+    if y1 <= y0 or x1 <= x0:
+        return 0.0
+    inter = np.count_nonzero(a.mask[y0 - a.y0:y1 - a.y0, x0 - a.x0:x1 - a.x0]
+                             & b.mask[y0 - b.y0:y1 - b.y0, x0 - b.x0:x1 - b.x0])
+    return inter / max(min(np.count_nonzero(a.mask), np.count_nonzero(b.mask)), 1)
+
+
 class _Merger:
     """Collects per-tile detections in image coordinates, merging those that are one object."""
 
@@ -118,14 +129,29 @@ class _Merger:
                 iou = _region_iou(old, inst, tile)
                 if iou >= self.merge_iou:
                     pairs.append((iou, i, j))
-        used_old, used_new = set(), set()
-        for iou, i, j in sorted(pairs, reverse=True):  # greedy one-to-one, best agreement first
-            if i in used_old or j in used_new:
+        # Greedy, best agreement first. Each earlier instance joins at most one new detection. A new
+        # detection may join several earlier instances only if those do not overlap each other: they
+        # are then pieces of one object seen by different tiles that never shared a pixel (e.g. two
+        # slivers at a tile corner), whereas overlapping ones are distinct overlapping cells.
+        groups: dict[int, list[int]] = {}
+        used_old = set()
+        for _, i, j in sorted(pairs, reverse=True):
+            if i in used_old:
                 continue
-            self.instances[i].absorb(new[j])
+            group = groups.setdefault(j, [])
+            if any(_overlap_fraction(self.instances[i], self.instances[k]) > 0.1 for k in group):
+                continue
+            group.append(i)
             used_old.add(i)
-            used_new.add(j)
-        self.instances.extend(inst for j, inst in enumerate(new) if j not in used_new)
+        gone = set()
+        for j, group in groups.items():
+            target = self.instances[group[0]]
+            for k in group[1:]:
+                target.absorb(self.instances[k])
+                gone.add(k)
+            target.absorb(new[j])
+        self.instances = [inst for k, inst in enumerate(self.instances) if k not in gone]
+        self.instances.extend(inst for j, inst in enumerate(new) if j not in groups)
 
     def stacks(self, shape, label: int, min_score: float):
         chosen = sorted((i for i in self.instances if i.label == label and i.score >= min_score),

@@ -240,9 +240,9 @@ def load_detector(model="default", device: str = "cpu") -> Detector:
     with random weights, for testing only) → :class:`Detector`."""
     from ..registry import resolve
 
-    require_mmdet()
     if isinstance(model, Detector):
         return model
+    require_mmdet()
     if isinstance(model, str) and model.startswith("preset:"):
         return new_detector(model.split(":", 1)[1], device)
     path, meta = resolve(model, task="instances")

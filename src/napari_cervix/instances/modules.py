@@ -194,3 +194,39 @@ class LastStageMaskCascadeRoIHead(CascadeRoIHead):
 # Conv layers are looked up by mmcv's build_conv_layer in mmengine's root registry.
 if "TVDCNv2" not in ROOT_MODELS.module_dict:
     ROOT_MODELS.register_module("TVDCNv2", module=TVModulatedDeformConv2dPack)
+
+
+def use_portable_ops() -> None:
+    """Route the two mmcv kernels mmdet calls directly (NMS, and RoIAlign for mask targets) to
+    torchvision, so a detector runs on a GPU even when mmcv was built with CPU ops only (as this
+    project builds it). The results are the same operations; CPU use does not need this.
+    """
+    import sys
+
+    import mmcv.ops  # noqa: F401
+    import mmdet.structures.mask  # noqa: F401
+
+    # By module object: ``mmcv.ops.nms`` as an attribute is the nms *function*, which shadows its module.
+    mmcv_nms = sys.modules["mmcv.ops.nms"]
+    mask_structures = sys.modules["mmdet.structures.mask.structures"]
+
+    def nms(boxes, scores, iou_threshold, offset=0, score_threshold=0, max_num=-1):
+        if offset not in (0,):
+            raise ValueError("torchvision NMS supports offset=0 only")
+        valid = scores > score_threshold if score_threshold > 0 else None
+        if valid is not None:
+            boxes, scores = boxes[valid], scores[valid]
+            index_map = torch.nonzero(valid).squeeze(1)
+        keep = torchvision.ops.nms(boxes.float(), scores.float(), float(iou_threshold))
+        if max_num > 0:
+            keep = keep[:max_num]
+        dets = torch.cat((boxes[keep], scores[keep].reshape(-1, 1)), dim=1)
+        return dets, (index_map[keep] if valid is not None else keep)
+
+    def roi_align(input, rois, output_size, spatial_scale=1.0, sampling_ratio=0, pool_mode="avg",
+                  aligned=True):
+        return torchvision.ops.roi_align(input, rois, _pair(output_size), spatial_scale, sampling_ratio,
+                                         aligned)
+
+    mmcv_nms.nms = nms  # batched_nms looks the op up by name in this module
+    mask_structures.roi_align = roi_align

@@ -37,7 +37,7 @@ class InstanceResult:
 
     @property
     def areas(self) -> np.ndarray:
-        return self.cells.reshape(len(self), -1).sum(axis=1).astype(np.int64)
+        return self.cells.sum(axis=(1, 2)).astype(np.int64)
 
     def nuclei_union(self) -> np.ndarray:
         """H×W bool union of all nuclei (the form :class:`~napari_cervix.io.CellSample` uses)."""
@@ -63,7 +63,7 @@ class InstanceResult:
         """
         labels = np.zeros(self.shape, np.int32)
         next_id = int(self.cell_ids.max()) + 1 if len(self.cell_ids) else 1
-        for index in np.argsort(-self.nuclei.reshape(len(self.nuclei), -1).sum(1), kind="stable"):
+        for index in np.argsort(-self.nuclei.sum(axis=(1, 2)), kind="stable"):
             value = int(self.nucleus_cell_ids[index])
             if value == 0:
                 value, next_id = next_id, next_id + 1

@@ -113,6 +113,26 @@ def export_weights(checkpoint, out_path, extra_meta: dict | None = None) -> str:
     return save_weights(state["model"], out_path, meta)
 
 
+def _field_stream(sources, rng, size, p_composite, batch, workers, seed, start):
+    """Batches of training fields, drawn here (``workers`` = 0, reproducible across resumes through the
+    checkpointed random state) or in worker processes (each seeded by seed, start step and worker id)."""
+    if workers <= 0:
+        while True:
+            yield [draw_field(sources, rng, size, p_composite) for _ in range(batch)]
+    import torch
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            info = torch.utils.data.get_worker_info()
+            worker_rng = np.random.default_rng([seed, start, info.id if info else 0])
+            while True:
+                yield draw_field(sources, worker_rng, size, p_composite)
+
+    loader = torch.utils.data.DataLoader(Stream(), batch_size=batch, num_workers=workers,
+                                         collate_fn=list, prefetch_factor=4, persistent_workers=True)
+    yield from loader
+
+
 def split_datasets(specs: list[str], val_fraction: float = 0.2, seed: int = 0):
     """Each dataset spec → (name, train samples, val samples), split by :func:`napari_cervix.io.split_samples`."""
     from ..io import load_dataset, split_samples
@@ -141,6 +161,10 @@ def train_instances(
     device: str = "cpu",
     threads: int | None = None,
     p_composite: float = 0.5,
+    workers: int = 0,
+    init: str | None = None,
+    lr: float | None = None,
+    max_minutes: float | None = None,
     stop: Callable[[], bool] | None = None,
     log: Callable[[str], None] = print,
 ) -> Path:
@@ -149,6 +173,9 @@ def train_instances(
 
     Checkpoints every ``checkpoint_seconds`` to ``out_dir/last.pt``; with ``resume`` the run continues
     from it (same preset required). ``stop()`` is polled between steps (a checkpoint is written).
+    ``workers`` > 0 draws training fields in that many processes (for a GPU, which outruns one CPU
+    core of augmentation). ``init``: start from a weights file of the same architecture. ``lr``
+    overrides the preset's. ``max_minutes``: stop (checkpoint and export) after this much wall time.
     """
     import torch
 
@@ -162,6 +189,8 @@ def train_instances(
     ckpt_path = out_dir / CHECKPOINT
     cfg = load_config(preset)
     schedule = dict(cfg.schedule)
+    if lr is not None:
+        schedule["optimizer"] = {**schedule["optimizer"], "lr": float(lr)}
     batch = int(batch_size or schedule.get("batch_size", 2))
 
     splits = split_datasets(datasets, val_fraction, seed)
@@ -170,8 +199,16 @@ def train_instances(
     steps_per_epoch = max(1, math.ceil(n_train / batch))
     total = int(steps or schedule.get("steps") or schedule["epochs"] * steps_per_epoch)
 
+    if device != "cpu":
+        from .modules import use_portable_ops
+
+        use_portable_ops()
     detector = new_detector(preset, device)
     model = detector.module
+    if init:
+        initial = detector_from_weights(init, read_metadata(init))  # validates architecture and classes
+        model.load_state_dict(initial.module.state_dict())
+        log(f"initialised from {init}")
     model.train()
     optimizer = _optimizer(model, schedule)
     rng = np.random.default_rng(seed)
@@ -181,7 +218,8 @@ def train_instances(
         **config_to_json(cfg),
         "training": {
             "datasets": datasets, "val_fraction": val_fraction, "seed": seed, "batch_size": batch,
-            "total_steps": total, "p_composite": p_composite,
+            "total_steps": total, "p_composite": p_composite, "init": str(init) if init else None,
+            "optimizer": schedule["optimizer"], "device": device,
             "train_images": {spec: [s.name for s in tr] for spec, tr, _ in splits},
             "val_images": {spec: [s.name for s in va] for spec, _, va in splits},
         },
@@ -213,17 +251,27 @@ def train_instances(
     log(f"training {preset} ({detector.num_parameters / 1e6:.2f} M parameters) on {n_train} images "
         f"from {len(sources)} domain(s), {sum(len(s.sprites) for s in sources)} sprites; "
         f"steps {start}→{total}, batch {batch}, device {device}")
-    last_save = time.monotonic()
+    last_save = started = time.monotonic()
     window, t0 = [], time.monotonic()
     step = start
+    fields_iter = _field_stream(sources, rng, detector.train_size, p_composite, batch, workers, seed, start)
     while step < total:
         if stop is not None and stop():
             log("stop requested")
             break
-        lr = learning_rate(schedule, step, total, steps_per_epoch)
+        if max_minutes is not None and time.monotonic() - started > 60.0 * max_minutes:
+            log(f"time budget of {max_minutes} min reached")
+            break
+        # With a time budget the schedule runs on whichever is further along, steps or time, so the
+        # learning rate has decayed when the budget ends (weights taken mid-schedule are worse).
+        scheduled = step
+        if max_minutes:
+            spent = (time.monotonic() - started) / (60.0 * max_minutes)
+            scheduled = max(step, int(start + spent * (total - start)))
+        lr = learning_rate(schedule, scheduled, total, steps_per_epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        fields = [draw_field(sources, rng, detector.train_size, p_composite) for _ in range(batch)]
+        fields = next(fields_iter)
         data = model.data_preprocessor(fields_to_batch(fields, detector.in_channels), True)
         losses = model.loss(data["inputs"], data["data_samples"])
         loss, log_vars = model.parse_losses(losses)

@@ -1,0 +1,139 @@
+"""Measure and classify every cell of an image: the table behind the widget, the CLI and the API.
+
+:func:`classify_cells_steps` is a generator (one progress step per batch of cells, so napari can show
+progress and cancel between batches); :func:`classify_cells` drives it to the end for console use.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..imaging import ImageError, check_image
+from .crops import CROP_MARGIN, crop_box, isolate_cell, resize_square, semantic_to_onehot, to_channels
+from .features import _cell_layers, measure_cells
+
+BATCH = 128
+
+
+@dataclass(frozen=True)
+class ClassifyProgress:
+    done: int
+    total: int
+
+
+def default_mask_fn(classifier) -> Callable[[np.ndarray], np.ndarray]:
+    """Where the mask-fusion model's nucleus/cytoplasm masks come from when no nuclei are given.
+
+    The registered semantic model (``segment_semantic``) when one is registered and the classifier was not
+    trained on the Otsu fallback; otherwise the Otsu fallback, which is what the shipped fusion model was
+    trained with — so training and inference see the same kind of mask.
+    """
+    from .crops import otsu_semantic_mask
+
+    if classifier.mask_source in (None, "otsu"):
+        return otsu_semantic_mask
+    try:
+        from ..api import segment_semantic
+        from ..registry import default_model
+
+        default_model("semantic")
+    except (ImportError, ValueError):
+        return otsu_semantic_mask
+    return lambda gray: segment_semantic(gray)
+
+
+def cell_crops(image, table: pd.DataFrame, layers: list[np.ndarray], nuclei, *, size: int, channels: int,
+               isolate: bool = True, with_masks: bool = False, mask_fn=None):
+    """Crops (N × C × S × S) and, when asked, one-hot masks (N × 2 × S × S) of the table's cells.
+
+    Each crop is the cell's bounding box grown by :data:`CROP_MARGIN`, optionally with the surroundings
+    beyond the margin replaced by background (``isolate``), resized to S × S like Herlev's cells.
+    """
+    pixels = to_channels(image, channels)  # H × W × C float32 in [0, 1]
+    owner = {}
+    for index, layer in enumerate(layers):
+        for label in np.unique(layer):
+            if label:
+                owner[int(label)] = index
+    nuclei_mask = None if nuclei is None else np.asarray(nuclei) > 0
+    if nuclei_mask is not None and nuclei_mask.ndim == 3:
+        nuclei_mask = nuclei_mask.any(axis=0)
+    crops = np.empty((len(table), channels, size, size), np.float32)
+    masks = np.empty((len(table), 2, size, size), np.float32) if with_masks else None
+    for i, row in enumerate(table.itertuples(index=False)):
+        layer = layers[owner[int(row.label)]]
+        y0, x0, y1, x1, pad = crop_box((row.bbox_y0, row.bbox_x0, row.bbox_y1, row.bbox_x1), layer.shape,
+                                       CROP_MARGIN)
+        cell = layer[y0:y1, x0:x1] == row.label
+        crop = pixels[y0:y1, x0:x1]
+        if isolate:
+            crop = isolate_cell(crop, cell, pad)
+        crops[i] = resize_square(crop, size).transpose(2, 0, 1)
+        if with_masks:
+            if nuclei_mask is not None:
+                semantic = np.where(cell, np.where(nuclei_mask[y0:y1, x0:x1], 2, 1), 0).astype(np.uint8)
+                semantic = resize_square(semantic, size, nearest=True)
+            else:
+                semantic = np.asarray(mask_fn(crops[i].mean(axis=0)), np.uint8)
+                semantic = np.where(resize_square(cell.astype(np.uint8), size, nearest=True) > 0, semantic, 0)
+            masks[i] = semantic_to_onehot(semantic)
+    return crops, masks
+
+
+def classify_cells_steps(image, cells, nuclei=None, model="default", *, isolate: bool = True, mask_fn=None,
+                         measure: bool = True) -> Generator[ClassifyProgress, None, pd.DataFrame]:
+    """Generator version of :func:`classify_cells` (yields progress, returns the table)."""
+    from .classifier import load_classifier
+
+    check_image(image)
+    classifier = load_classifier(model)
+    table = measure_cells(image, cells, nuclei, lbp=measure)
+    if not measure:
+        table = table[["label", "centroid_y", "centroid_x", "bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1"]]
+    total = len(table)
+    yield ClassifyProgress(0, total)
+    layers = _cell_layers(cells, tuple(np.asarray(image).shape[:2]))
+    mask_fn = mask_fn or default_mask_fn(classifier)
+    proba = np.zeros((total, len(classifier.classes)), np.float32)
+    for start in range(0, total, BATCH):
+        part = table.iloc[start:start + BATCH]
+        crops, masks = cell_crops(image, part, layers, nuclei, size=classifier.size, channels=classifier.channels,
+                                  isolate=isolate, with_masks=classifier.needs_masks, mask_fn=mask_fn)
+        proba[start:start + len(part)] = classifier.predict_proba(crops, masks)
+        yield ClassifyProgress(min(start + BATCH, total), total)
+    return add_predictions(table, classifier, proba)
+
+
+def add_predictions(table: pd.DataFrame, classifier, proba: np.ndarray) -> pd.DataFrame:
+    """Append predicted class, per-class probabilities, P(reviewable) and the reviewable flag."""
+    table = table.copy()
+    if len(table):
+        index, p_abnormal, flag = classifier.decide(proba)
+        table["predicted_class"] = pd.Categorical([classifier.classes[i] for i in index],
+                                                  categories=classifier.classes)
+    else:
+        p_abnormal, flag = np.zeros(0), np.zeros(0, bool)
+        table["predicted_class"] = pd.Categorical([], categories=classifier.classes)
+    for j, name in enumerate(classifier.classes):
+        table[f"p_{name}"] = proba[:, j] if len(table) else np.zeros(0)
+    table["p_reviewable"] = p_abnormal
+    table["reviewable"] = flag.astype(bool)
+    return table
+
+
+def classify_cells(image, cells, nuclei=None, model="default", *, isolate: bool = True, mask_fn=None,
+                   progress: Callable[[ClassifyProgress], None] | None = None) -> pd.DataFrame:
+    """Measurements + predicted class, class probabilities and reviewable flag for every cell.
+
+    ``cells``/``nuclei`` as for :func:`~napari_cervix.cells.features.measure_cells`; ``model`` a registered
+    classifier name, ``"default"``, a safetensors file or a loaded classifier. An image without cells gives
+    an empty table (with all columns); mismatched shapes raise :class:`~napari_cervix.imaging.ImageError`.
+    """
+    from ..tiling import run_to_end
+
+    if cells is None:
+        raise ImageError("no cells given: pass a Labels image or a stack of cell masks")
+    return run_to_end(classify_cells_steps(image, cells, nuclei, model, isolate=isolate, mask_fn=mask_fn), progress)

@@ -1,0 +1,178 @@
+"""CLI sub-commands of the cells capability: classify, evaluate classifier, train classifier.
+
+Light at import time (no torch): the CLI lists every capability's commands before running one.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..cli import Command
+
+
+def _read_array(path: str, what: str):
+    """An image / label array from a file (TIFF, PNG/JPEG, .npy, or .npz with one array)."""
+    import numpy as np
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return np.load(path)
+    if suffix == ".npz":
+        with np.load(path) as data:
+            if len(data.files) != 1:
+                raise ValueError(f"{path} holds arrays {data.files}; give a file with exactly one")
+            return data[data.files[0]]
+    from ..io.images import read_image
+
+    return read_image(path)
+
+
+# -------------------------------------------------------------------------------------- classify
+
+
+def _classify_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--image", required=True, help="gray or RGB image (TIFF, PNG, JPEG, .npy)")
+    parser.add_argument("--cells", required=True, help="cell Labels image (0 = background) or N×H×W masks")
+    parser.add_argument("--nuclei", help="optional nucleus mask or Labels image")
+    parser.add_argument("--model", default="default", help="registered classifier name or .safetensors file")
+    parser.add_argument("--out", required=True, help="CSV table to write (one row per cell)")
+    parser.add_argument("--no-isolate", action="store_true", help="keep neighbouring cells in the crops")
+
+
+def _classify_run(args: argparse.Namespace) -> int:
+    from ..io._atomic import atomic_path
+    from .classify import classify_cells
+
+    image = _read_array(args.image, "image")
+    cells = _read_array(args.cells, "cells")
+    nuclei = _read_array(args.nuclei, "nuclei") if args.nuclei else None
+    table = classify_cells(image, cells, nuclei, args.model, isolate=not args.no_isolate)
+    with atomic_path(args.out) as tmp:  # a crash mid-write never leaves a truncated table
+        table.to_csv(tmp, index=False)
+    counts = table["predicted_class"].value_counts().to_dict() if len(table) else {}
+    print(f"{len(table)} cells → {args.out}; " + ", ".join(f"{k}: {v}" for k, v in counts.items() if v))
+    return 0
+
+
+# -------------------------------------------------------------------------------------- evaluate
+
+
+def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="default", help="registered classifier name or .safetensors file")
+    parser.add_argument("--dataset", required=True, help="labelled single cells, e.g. herlev:DIR")
+    parser.add_argument("--json", action="store_true", help="print the scores as JSON")
+
+
+def evaluate_classifier(model, spec: str) -> dict:
+    """Scores of a classifier on a labelled single-cell dataset (Herlev layout).
+
+    ``accuracy_7class`` compares the predicted Herlev class (None for a model whose outputs are the Bethesda
+    groups, which report ``accuracy_bethesda``); ``binary`` is normal (3 classes) vs abnormal (4) using the
+    model's stored threshold; ``confusion`` rows are true classes, columns predicted classes.
+    """
+    import numpy as np
+
+    from ..classes import HERLEV_ABNORMAL, HERLEV_CLASSES, HERLEV_TO_BETHESDA
+    from .classifier import load_classifier
+    from .training import binary_scores, load_labelled_cells
+
+    classifier = load_classifier(model)
+    crops, targets, _, _ = load_labelled_cells(spec, classifier.size, classifier.channels, list(HERLEV_CLASSES))
+    proba = classifier.predict_proba(crops)
+    predicted, p_abnormal, _ = classifier.decide(proba)
+    is_abnormal = np.array([HERLEV_CLASSES[t] in HERLEV_ABNORMAL for t in targets])
+    result = {"model": str(model), "architecture": classifier.arch, "cells": int(len(targets)),
+              "threshold": classifier.threshold}
+    if classifier.classes == list(HERLEV_CLASSES):
+        true = targets
+        result["accuracy_7class"] = float((predicted == targets).mean())
+    else:
+        true = np.array([classifier.classes.index(HERLEV_TO_BETHESDA[HERLEV_CLASSES[t]]) for t in targets])
+        result["accuracy_7class"] = None
+        result["accuracy_bethesda"] = float((predicted == true).mean())
+    result["binary"] = binary_scores(p_abnormal, is_abnormal, classifier.threshold)
+    n = len(classifier.classes)
+    confusion = np.zeros((n, n), np.int64)
+    np.add.at(confusion, (true, predicted), 1)
+    result["confusion"] = confusion.tolist()
+    result["classes"] = classifier.classes
+    return result
+
+
+def _evaluate_run(args: argparse.Namespace) -> int:
+    result = evaluate_classifier(args.model, args.dataset)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        binary = result["binary"]
+        accuracy = result["accuracy_7class"] if result["accuracy_7class"] is not None else result["accuracy_bethesda"]
+        print(f"{result['cells']} cells  accuracy {accuracy:.3f}  abnormal recall {binary['recall_abnormal']:.3f}  "
+              f"specificity {binary['specificity']:.3f}  AUC {binary['auc']:.3f}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- train
+
+
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    from .classifier import ARCHITECTURES
+
+    parser.add_argument("--arch", default="ld_resnet", choices=sorted(ARCHITECTURES), help="classifier to train")
+    parser.add_argument("--dataset", required=True, help="labelled single cells, e.g. herlev:DIR")
+    parser.add_argument("--out", required=True, help="output folder (model, CV figures, checkpoints)")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--size", type=int, default=None, help="input size in pixels (default 96)")
+    parser.add_argument("--rgb", action="store_true", help="train on color instead of gray")
+    parser.add_argument("--cv-folds", type=int, default=0, help="also cross-validate with this many folds and "
+                        "set the reviewable threshold from the out-of-fold predictions")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _train_run(args: argparse.Namespace) -> int:
+    from ..classes import HERLEV_CLASSES
+    from .training import TrainConfig, cross_validate, load_labelled_cells, train_classifier, write_json
+
+    config = TrainConfig(arch=args.arch, channels=3 if args.rgb else 1, device=args.device, seed=args.seed)
+    if args.epochs:
+        config.epochs = args.epochs
+    if args.size:
+        config.size = args.size
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    crops, targets, groups, _ = load_labelled_cells(args.dataset, config.size, config.channels, list(HERLEV_CLASSES))
+    log(f"{len(crops)} cells from {args.dataset}; training {config.arch} for {config.epochs} epochs")
+    validation = None
+    if args.cv_folds:
+        result = cross_validate(config, crops, targets, groups, folds=args.cv_folds, log=log)
+        validation = result["summary"]
+        write_json(out / f"{config.arch}_cv.json", validation)
+        log(json.dumps({k: validation[k] for k in ("accuracy", "binary", "threshold")}))
+    classifier = train_classifier(config, crops, targets, checkpoint_dir=out, resume=args.resume, log=log)
+    if validation is not None:
+        classifier.threshold = validation["threshold"]
+    meta = {"training": {"dataset": args.dataset, "cells": int(len(crops)), "epochs": config.epochs,
+                         "seed": config.seed, "recipe": "napari-cervix train classifier"}}
+    if validation is not None:
+        meta["validation"] = {k: validation[k] for k in ("folds", "accuracy", "binary", "threshold", "confusion")}
+    path = out / f"{config.arch}.safetensors"
+    sha = classifier.save(path, meta)
+    print(json.dumps({"model": str(path), "sha256": sha, "architecture": config.arch}))
+    return 0
+
+
+COMMANDS = [
+    Command("classify", None, "measure and classify every cell of a labelled image into a CSV table",
+            _classify_arguments, _classify_run),
+    Command("evaluate", "classifier", "score a cell classifier on labelled single cells (Herlev layout)",
+            _evaluate_arguments, _evaluate_run),
+    Command("train", "classifier", "train a cell classifier (LD/ResNet, mask fusion, feature fusion)",
+            _train_arguments, _train_run),
+]

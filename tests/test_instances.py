@@ -1,0 +1,238 @@
+"""Instance segmentation without mmdet: results, overlap rules, tile merging, compositing augmentation,
+layers, and the import-light contract. The network-dependent tests are in test_instances_mmdet.py."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from napari_cervix.instances import InstanceResult, segment_instances, segment_instances_steps
+from napari_cervix.instances.augment import (
+    MIN_CELL_PIXELS,
+    FieldSource,
+    compose_field,
+    crop_field,
+    draw_field,
+    nucleus_instances,
+)
+from napari_cervix.instances.inference import _Merger
+from napari_cervix.instances.layers import layer_tuples, outline
+from napari_cervix.instances.model import Detector
+from napari_cervix.instances.result import assign_nuclei
+from napari_cervix.synth import generate_smear
+from napari_cervix.tiling import Tile, TileProgress, tile_grid
+
+
+def disk(shape, cy, cx, r):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+
+
+def make_result(cells, nuclei, scores=None):
+    cells = np.array(cells, bool)
+    nuclei = np.array(nuclei, bool).reshape(-1, *cells.shape[1:])
+    scores = np.linspace(0.9, 0.6, len(cells)).astype(np.float32) if scores is None else scores
+    return InstanceResult(cells, scores, np.arange(1, len(cells) + 1, dtype=np.int32), nuclei,
+                          np.full(len(nuclei), 0.8, np.float32), assign_nuclei(cells, nuclei))
+
+
+def test_import_does_not_load_torch_or_mmdet():
+    code = ("import sys, napari_cervix.instances, napari_cervix.instances.commands, "
+            "napari_cervix.instances.layers; "
+            "print(sorted(m for m in ('torch', 'mmdet', 'mmcv', 'mmengine') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_smallest_cell_wins_overlaps_and_nuclei_carry_their_cell_id():
+    shape = (80, 80)
+    big, small = disk(shape, 40, 40, 30), disk(shape, 40, 60, 12)
+    nucleus_big, nucleus_small, stray = disk(shape, 35, 30, 4), disk(shape, 40, 62, 3), disk(shape, 76, 3, 2)
+    result = make_result([big, small], [nucleus_big, nucleus_small, stray])
+    labels = result.cell_labels()
+    assert labels[40, 60] == 2  # in both cells: the smaller one
+    assert labels[40, 30] == 1 and labels[0, 0] == 0
+    # every pixel of the small cell is visible; the big one keeps its non-overlapped part
+    assert np.all(labels[small] == 2) and np.all(labels[big & ~small] == 1)
+    assert list(result.nucleus_cell_ids) == [1, 2, 0]
+    nuclei = result.nucleus_labels()
+    assert nuclei[35, 30] == 1 and nuclei[40, 62] == 2
+    assert nuclei[76, 3] == 3  # outside every cell: an id above the cells', never a cell's
+    preds = result.to_predictions()
+    assert preds["masks"].shape == (5, 80, 80) and list(preds["labels"]) == ["cell"] * 2 + ["nucleus"] * 3
+
+
+def test_nucleus_in_an_overlap_goes_to_the_cell_covering_most_then_the_smaller():
+    shape = (60, 60)
+    a, b = disk(shape, 30, 25, 20), disk(shape, 30, 35, 10)
+    nucleus = disk(shape, 30, 35, 3)  # inside both
+    assert list(assign_nuclei(np.array([a, b]), nucleus[None])) == [2]
+
+
+def test_empty_result_gives_empty_layers():
+    result = make_result(np.zeros((0, 32, 48)), np.zeros((0, 32, 48)), np.zeros(0, np.float32))
+    assert result.cell_labels().shape == (32, 48) and not result.cell_labels().any()
+    (labels, _, t1), (nuclei, _, t2), (polygons, kwargs, t3) = layer_tuples(result, "x")
+    assert (t1, t2, t3) == ("labels", "labels", "shapes")
+    assert polygons == [] and len(kwargs["features"]) == 0
+    assert kwargs["metadata"]["cells"].shape == (0, 32, 48)
+
+
+def test_layers_link_outlines_labels_and_nuclei_by_cell_id():
+    shape = (100, 100)
+    cells = [disk(shape, 40, 40, 25), disk(shape, 55, 60, 20)]
+    result = make_result(cells, [disk(shape, 40, 35, 4), disk(shape, 60, 65, 4)])
+    (cell_labels, ck, _), (nuclei, nk, _), (polygons, sk, _) = layer_tuples(result, "smear", {"scale": (1, 1)})
+    features = sk["features"]
+    assert list(features["cell_id"]) == [1, 2] and list(features["class"]) == ["cell", "cell"]
+    assert list(features["area"]) == [int(c.sum()) for c in cells]
+    assert np.allclose(features["score"], result.scores)
+    assert sk["metadata"]["cells"] is result.cells  # N×H×W stack for measurement/classification
+    for cell_id, polygon in zip(features["cell_id"], polygons):
+        mask = result.cells[cell_id - 1]
+        centre = polygon.mean(axis=0).round().astype(int)
+        assert mask[tuple(centre)]  # the outline surrounds its own cell
+        assert np.all(np.abs(polygon - np.clip(polygon, 0, 99)) < 1)
+    assert nuclei[40, 35] == 1 and nuclei[60, 65] == 2
+    assert set(np.unique(cell_labels)) == {0, 1, 2}
+    assert ck["name"] == "smear cell labels" and nk["name"] == "smear nuclei" and sk["name"] == "smear cells"
+
+
+def test_outline_of_a_disk_is_round():
+    poly = outline(disk((64, 64), 32, 32, 20))
+    radius = np.hypot(poly[:, 0] - 32, poly[:, 1] - 32)
+    assert 19 < radius.mean() < 21 and len(poly) <= 256
+
+
+def test_merger_joins_a_cell_cut_by_a_tile_border_and_keeps_overlapping_cells_apart():
+    shape = (100, 160)
+    left, right = Tile(0, 100, 0, 100, 0, 0), Tile(0, 100, 60, 160, 0, 1)
+    crossing = disk(shape, 50, 80, 25)  # spans both tiles
+    a, b = disk(shape, 30, 80, 12), disk(shape, 38, 84, 12)  # two overlapping cells inside the overlap
+    merger = _Merger(shape)
+
+    def seen(tile, masks):
+        out = []
+        for m in masks:
+            part = np.zeros_like(m)
+            part[tile.slices] = m[tile.slices]
+            out.append(part[tile.slices])
+        return np.array(out)
+
+    for tile in (left, right):
+        masks = seen(tile, [crossing, a, b])
+        merger.add_tile(tile, masks, np.array([0.9, 0.8, 0.7]), np.zeros(3, int))
+    cells, scores = merger.stacks(shape, 0, 0.5)
+    assert len(cells) == 3  # never duplicated, never fused
+    ious = [max((c & m).sum() / (c | m).sum() for c in cells) for m in (crossing, a, b)]
+    assert min(ious) > 0.99  # the cut cell is whole again
+
+
+class OracleDetector(Detector):
+    """Stands in for the network only: returns the true cells and nuclei visible in the tile, so the
+    real tiling, merging, thresholding and nucleus assignment are tested exactly."""
+
+    def __init__(self, sample, score=0.9):
+        super().__init__(module=None, classes=("cell", "nucleus"), in_channels=1, train_size=512,
+                         meta={"architecture": "oracle"})
+        self.sample, self.score, self.calls = sample, score, []
+
+    def predict_tile(self, tile, *, score_floor=0.05, max_detections=100):
+        t = self.grid[len(self.calls)]  # tiles come in tile_grid order
+        assert tile.shape == (t.y1 - t.y0, t.x1 - t.x0)
+        self.calls.append(t)
+        cells = [c[t.slices] for c in self.sample.cells if c[t.slices].sum() > 20]
+        nuclei = [n[t.slices] for n in nucleus_instances(self.sample.nuclei, self.sample.shape)
+                  if n[t.slices].any()]
+        masks = np.array(cells + nuclei, bool).reshape(-1, *tile.shape)
+        labels = np.array([0] * len(cells) + [1] * len(nuclei))
+        return masks[:max_detections], np.full(len(masks), self.score, np.float32)[:max_detections], \
+            labels[:max_detections]
+
+
+@pytest.mark.parametrize("seed,tile,overlap", [(3, 256, 96), (7, 200, 64), (11, 300, 128)])
+def test_tiled_segmentation_recovers_every_cell_once(seed, tile, overlap):
+    sample = generate_smear((700, 900), n_cells=12, seed=seed)
+    oracle = OracleDetector(sample)
+    oracle.grid = tile_grid(sample.shape, tile, overlap)
+    steps = segment_instances_steps(sample.image, oracle, tile_size=tile, overlap=overlap)
+    progress = []
+    try:
+        while True:
+            progress.append(next(steps))
+    except StopIteration as stop:
+        result = stop.value
+    assert progress[-1] == TileProgress(len(oracle.grid), len(oracle.grid)) and len(oracle.grid) > 6
+    assert len(result) == len(sample.cells)
+    for truth in sample.cells:
+        best = max((c & truth).sum() / (c | truth).sum() for c in result.cells)
+        assert best > 0.97
+    assert len(result.nuclei) == len(nucleus_instances(sample.nuclei, sample.shape))
+    # each generated cell has its nucleus inside it: every nucleus is assigned to a cell
+    assert np.all(result.nucleus_cell_ids > 0)
+
+
+def test_score_threshold_drops_detections_and_bad_options_are_refused():
+    sample = generate_smear((256, 256), n_cells=3, seed=1)
+    oracle = OracleDetector(sample, score=0.4)
+    oracle.grid = tile_grid(sample.shape, 512, 128)
+    assert len(segment_instances(sample.image, oracle, score_threshold=0.5)) == 0
+    with pytest.raises(ValueError, match="score_threshold"):
+        segment_instances(sample.image, oracle, score_threshold=1.5)
+    with pytest.raises(ValueError, match="max_detections"):
+        segment_instances(sample.image, oracle, max_detections=0)
+    with pytest.raises(ValueError, match="2-D gray"):
+        segment_instances(np.zeros((4, 4, 4, 4)), oracle)
+
+
+@pytest.mark.parametrize("kind", ["uint16", "float", "rgb"])
+def test_16bit_float_and_rgb_inputs_are_normalised_alike(kind):
+    from napari_cervix.instances.model import prepare_gray
+
+    sample = generate_smear((64, 64), n_cells=2, seed=0)
+    ref = prepare_gray(sample.image)
+    image = {"uint16": sample.image.astype(np.uint16) * 257, "float": sample.image / 255.0,
+             "rgb": np.repeat(sample.image[..., None], 3, -1)}[kind]
+    assert np.allclose(prepare_gray(image), ref, atol=0.6)
+
+
+def test_compositing_builds_overlapping_fields_with_consistent_targets():
+    samples = [generate_smear((256, 256), n_cells=(3, 5), seed=s, cell_radius=(30, 50)) for s in range(3)]
+    source = FieldSource(samples, "synthetic")
+    assert len(source.sprites) >= 6
+    rng = np.random.default_rng(0)
+    overlaps = 0
+    for _ in range(8):
+        field = compose_field(source, rng, size=256, n_cells=5)
+        assert field.image.shape == (256, 256) and field.image.dtype == np.float32
+        assert len(field.masks) == len(field.labels)
+        cells = field.masks[field.labels == 0]
+        assert np.all(cells.sum(axis=(1, 2)) >= MIN_CELL_PIXELS)
+        overlaps += int((cells.sum(0) > 1).any())
+        # translucent overlap: the image is darker where cells overlap than where one cell lies
+        if (cells.sum(0) > 1).any():
+            assert field.image[cells.sum(0) > 1].mean() < field.image[cells.sum(0) == 1].mean()
+        # nuclei lie inside cells
+        for nucleus in field.masks[field.labels == 1]:
+            assert (nucleus & cells.any(0)).sum() >= 0.9 * nucleus.sum()
+    assert overlaps >= 4
+
+
+def test_crop_keeps_large_cut_cells_and_drops_slivers():
+    sample = generate_smear((400, 400), n_cells=6, seed=5)
+    source = FieldSource([sample])
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        field = crop_field(source.fields[0], 200, rng)
+        assert field.image.shape == (200, 200) and field.masks.shape[1:] == (200, 200)
+        sizes = field.masks.sum(axis=(1, 2))
+        assert np.all(sizes[field.labels == 0] >= MIN_CELL_PIXELS)
+    field = draw_field([source], rng, size=128)
+    assert field.image.shape == (128, 128)
+
+
+def test_training_source_refuses_samples_without_cells():
+    sample = generate_smear((64, 64), n_cells=1, seed=0)
+    sample.cells = None
+    with pytest.raises(ValueError, match="per-cell"):
+        FieldSource([sample], "nuclei-only")
