@@ -93,6 +93,8 @@ def run_demo(out: str | Path, log=print) -> dict:
 
 def _cell_table(image, cells, nuclei, summary):
     """Measurements + classes when the cells capability is installed; else a minimal regionprops table."""
+    from .registry import RegistryError
+
     try:
         from .api import classify_cells
 
@@ -101,13 +103,13 @@ def _cell_table(image, cells, nuclei, summary):
         if column:
             summary["classes"] = table[column].value_counts().to_dict()
         return table
-    except (ImportError, ModuleNotFoundError, LookupError) as err:
+    except (ImportError, RegistryError) as err:  # capability not installed or no classifier shipped
         summary["classification"] = f"not available: {err}"
     try:
         from .api import measure_cells
 
         return measure_cells(image, cells, nuclei)
-    except (ImportError, ModuleNotFoundError) as err:
+    except ImportError as err:
         summary["measurements"] = f"not available: {err}"
     import pandas as pd
     from skimage.measure import regionprops_table

@@ -77,31 +77,30 @@ def evaluate_classifier(model, spec: str) -> dict:
     """
     import numpy as np
 
-    from ..classes import HERLEV_ABNORMAL, HERLEV_CLASSES, HERLEV_TO_BETHESDA
+    from ..classes import HERLEV_CLASSES, HERLEV_TO_BETHESDA
+    from ..metrics import classification_metrics
     from .classifier import load_classifier
-    from .training import binary_scores, load_labelled_cells
+    from .training import load_labelled_cells
 
     classifier = load_classifier(model)
     crops, targets, _, _ = load_labelled_cells(spec, classifier.size, classifier.channels, list(HERLEV_CLASSES))
     proba = classifier.predict_proba(crops)
-    predicted, p_abnormal, _ = classifier.decide(proba)
-    is_abnormal = np.array([HERLEV_CLASSES[t] in HERLEV_ABNORMAL for t in targets])
-    result = {"model": str(model), "architecture": classifier.arch, "cells": int(len(targets)),
-              "threshold": classifier.threshold}
-    if classifier.classes == list(HERLEV_CLASSES):
-        true = targets
-        result["accuracy_7class"] = float((predicted == targets).mean())
-    else:
-        true = np.array([classifier.classes.index(HERLEV_TO_BETHESDA[HERLEV_CLASSES[t]]) for t in targets])
-        result["accuracy_7class"] = None
-        result["accuracy_bethesda"] = float((predicted == true).mean())
-    result["binary"] = binary_scores(p_abnormal, is_abnormal, classifier.threshold)
-    n = len(classifier.classes)
-    confusion = np.zeros((n, n), np.int64)
-    np.add.at(confusion, (true, predicted), 1)
-    result["confusion"] = confusion.tolist()
-    result["classes"] = classifier.classes
-    return result
+    predicted, _, _ = classifier.decide(proba)  # the class agrees with the thresholded reviewable flag
+    seven_class = classifier.classes == list(HERLEV_CLASSES)
+    true = targets if seven_class else np.array(
+        [classifier.classes.index(HERLEV_TO_BETHESDA[HERLEV_CLASSES[t]]) for t in targets])
+    scores = classification_metrics(true, predicted, classifier.classes, proba=proba,
+                                     positive_classes=classifier.abnormal_classes)
+    binary = scores["binary"]
+    return {
+        "model": str(model), "architecture": classifier.arch, "cells": int(len(targets)),
+        "threshold": classifier.threshold,
+        "accuracy_7class": scores["accuracy"] if seven_class else None,
+        **({} if seven_class else {"accuracy_bethesda": scores["accuracy"]}),
+        "binary": {k: binary[k] for k in ("recall_abnormal", "specificity", "accuracy", "auc")},
+        "confusion": scores["confusion_matrix"],
+        "classes": classifier.classes,
+    }
 
 
 def _evaluate_run(args: argparse.Namespace) -> int:

@@ -65,13 +65,15 @@ UNIFORM_LUT = _uniform_lut()
 
 def lbp_codes(gray: np.ndarray) -> np.ndarray:
     """Classic 3×3 LBP (Ojala): bit i set where neighbour i ≥ centre; edges replicate. uint8 H×W codes."""
-    gray = np.asarray(gray, np.float32)
+    gray = np.asarray(gray)
+    if not np.issubdtype(gray.dtype, np.integer):
+        gray = gray.astype(np.float32, copy=False)
     padded = np.pad(gray, 1, mode="edge")
     height, width = gray.shape
     codes = np.zeros((height, width), np.uint8)
     for bit, (dy, dx) in enumerate(_LBP_OFFSETS):
         neighbour = padded[1 + dy:1 + dy + height, 1 + dx:1 + dx + width]
-        codes |= (neighbour >= gray).view(np.uint8) << np.uint8(bit)
+        codes |= np.left_shift((neighbour >= gray).view(np.uint8), bit, dtype=np.uint8)
     return codes
 
 
@@ -91,9 +93,12 @@ def lbp_histogram(gray: np.ndarray, mask: np.ndarray | None = None, *, bins: int
 
 
 def _as_gray(image) -> np.ndarray:
+    """Luminance in the image's own units; integer gray images keep their dtype (cheaper LBP comparisons)."""
     check_image(image, min_size=1)
-    gray = to_gray(np.asarray(image))
-    return gray.astype(np.float64 if np.asarray(gray).dtype == np.float64 else np.float32, copy=False)
+    gray = np.asarray(to_gray(np.asarray(image)))
+    if gray.dtype == bool:
+        return gray.astype(np.uint8)
+    return gray
 
 
 def _check_shape(name: str, shape: tuple[int, ...], expected: tuple[int, int]) -> None:

@@ -175,6 +175,10 @@ def train_network(config: TrainConfig, crops: np.ndarray, targets: np.ndarray, *
     start_epoch = 0
     if resume and checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
+        planned = state.get("config", {}).get("epochs")
+        if planned is not None and planned != config.epochs:
+            raise ValueError(f"{checkpoint} belongs to a {planned}-epoch run; resume it with {planned} epochs "
+                             "(the learning-rate schedule depends on the total)")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

@@ -1,0 +1,194 @@
+"""Dock widget "Classify cells": measurements + predicted class per cell, as the Labels layer's features.
+
+A thin layer over :func:`napari_cervix.cells.classify.classify_cells_steps`: the work runs in a napari
+``thread_worker`` (progress bar, cancel); the result becomes ``layer.features`` (row i = label i, background
+row 0, a ``label`` column; columns the user added are kept), the labels are colored by predicted class, a
+summary of counts per class is shown, and "Export CSV" writes the table atomically.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from magicgui.widgets import CheckBox, Container, FileEdit, Label, PushButton
+from napari.layers import Image, Labels
+from napari.utils.colormaps import DirectLabelColormap
+from napari.utils.notifications import show_error, show_info
+
+from ._common import chosen_model, layer_picker, model_picker, plane_of
+from ._worker import start_worker
+
+#: Normal classes in cool colors, abnormal ones from yellow to deep red (severity reads at a glance).
+CLASS_COLORS = {
+    "normal_superficiel": (0.55, 0.85, 1.0, 1.0),
+    "normal_intermediate": (0.25, 0.6, 1.0, 1.0),
+    "normal_columnar": (0.3, 0.85, 0.55, 1.0),
+    "light_dysplastic": (1.0, 0.9, 0.2, 1.0),
+    "moderate_dysplastic": (1.0, 0.6, 0.1, 1.0),
+    "severe_dysplastic": (0.95, 0.3, 0.1, 1.0),
+    "carcinoma_in_situ": (0.7, 0.0, 0.2, 1.0),
+    "benign": (0.25, 0.6, 1.0, 1.0),
+    "L-SIL": (1.0, 0.8, 0.1, 1.0),
+    "H-SIL": (0.85, 0.1, 0.15, 1.0),
+}
+OTHER_COLOR = (0.8, 0.8, 0.8, 1.0)
+TRANSPARENT = (0.0, 0.0, 0.0, 0.0)
+
+
+def features_for_layer(table: pd.DataFrame, existing: pd.DataFrame | None, n_labels: int) -> pd.DataFrame:
+    """napari-convention features: one row per label value 0..n_labels-1, row i = label i.
+
+    Labels without a measured cell (the background row 0, unused label values) get empty values. Columns
+    of ``existing`` that the table does not produce (added by the user) are kept, matched by their ``label``
+    column when they have one, else by row position.
+    """
+    frame = pd.DataFrame({"label": np.arange(n_labels)})
+    frame = frame.merge(table, on="label", how="left")
+    if existing is not None and len(existing.columns):
+        keep = [c for c in existing.columns if c not in frame.columns]
+        if keep:
+            if "label" in existing.columns:
+                old = existing[["label"] + keep].drop_duplicates("label")
+                frame = frame.merge(old, on="label", how="left")
+            else:
+                old = existing[keep].reset_index(drop=True).reindex(range(n_labels))
+                frame = pd.concat([frame, old], axis=1)
+    return frame
+
+
+def labels_plane(layer, viewer) -> np.ndarray:
+    """The displayed 2-D plane of a Labels layer (highest resolution level of a multiscale one)."""
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    if data.ndim > 2:
+        step = viewer.dims.current_step[: data.ndim - 2]
+        data = data[tuple(int(s) for s in step)]
+    return np.asarray(data)
+
+
+def class_colormap(table: pd.DataFrame) -> DirectLabelColormap:
+    colors = {None: TRANSPARENT, 0: TRANSPARENT}
+    for label, name in zip(table["label"], table["predicted_class"]):
+        colors[int(label)] = CLASS_COLORS.get(str(name), OTHER_COLOR)
+    return DirectLabelColormap(color_dict=colors)
+
+
+def class_summary(table: pd.DataFrame) -> str:
+    if not len(table):
+        return "no cells"
+    counts = table["predicted_class"].value_counts()
+    lines = [f"{name}: {int(count)}" for name, count in counts.items() if count]
+    reviewable = int(table["reviewable"].sum())
+    return f"{len(table)} cells, {reviewable} reviewable\n" + "\n".join(lines)
+
+
+def write_csv_atomic(table: pd.DataFrame, path) -> None:
+    from ..io._atomic import atomic_path
+
+    with atomic_path(path) as tmp:  # an interrupted export never leaves a truncated CSV
+        table.to_csv(tmp, index=False)
+
+
+class ClassifyWidget(Container):
+    def __init__(self, viewer):
+        super().__init__()
+        self._viewer = viewer
+        self._worker = None
+        self._table: pd.DataFrame | None = None
+        self.image = layer_picker(viewer, Image, "image")
+        self.cells = layer_picker(viewer, Labels, "cells")
+        self.nuclei = layer_picker(viewer, Labels, "nuclei (optional)")
+        self.nuclei.value = None  # nuclei are optional: start without, unlike the pickers' newest-layer default
+        self.model, self.model_file = model_picker("classifier")
+        self.isolate = CheckBox(text="hide neighbouring cells in crops", value=True)
+        self.run_button = PushButton(text="Classify")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.summary = Label(value="")
+        self.export_path = FileEdit(label="CSV file", mode="w", filter="*.csv")
+        self.export_button = PushButton(text="Export CSV", enabled=False)
+        self.extend([self.image, self.cells, self.nuclei, self.model, self.model_file, self.isolate,
+                     self.run_button, self.cancel_button, self.summary, self.export_path, self.export_button])
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        self.export_button.changed.connect(self.export)
+
+    # ---------------------------------------------------------------------------------- actions
+    def run(self, *_):
+        from ..cells.classify import classify_cells_steps
+
+        image_layer, cells_layer, nuclei_layer = self.image.value, self.cells.value, self.nuclei.value
+        if image_layer is None or cells_layer is None:
+            show_error("Classify: choose an image layer and a cells (Labels) layer first")
+            return
+        try:
+            image = np.asarray(plane_of(image_layer, self._viewer))
+            cells = labels_plane(cells_layer, self._viewer)
+            nuclei = None if nuclei_layer is None or nuclei_layer is cells_layer else labels_plane(
+                nuclei_layer, self._viewer)
+            model = chosen_model(self.model, self.model_file)
+        except ValueError as err:
+            show_error(f"Classify: {err}")
+            return
+        if cells.shape[:2] != image.shape[:2]:
+            show_error(f"Classify: cells layer is {cells.shape[0]}×{cells.shape[1]} but the image is "
+                       f"{image.shape[0]}×{image.shape[1]}; they must cover the same pixels")
+            return
+        if not cells.any():
+            show_error(f"Classify: layer {cells_layer.name!r} has no cells (all labels are 0)")
+            return
+        isolate = self.isolate.value
+        self._set_running(True)
+        self.summary.value = f"classifying cells of {cells_layer.name}…"
+        self._worker = start_worker(
+            lambda: classify_cells_steps(image, cells, nuclei, model, isolate=isolate),
+            lambda table: self._show(table, cells_layer),
+            description=f"Classifying {cells_layer.name}",
+            on_finish=lambda: self._set_running(False),
+        )
+
+    def cancel(self, *_):
+        if self._worker is not None:
+            self._worker.quit()
+            self.summary.value = "cancelling…"
+
+    def export(self, *_):
+        if self._table is None:
+            show_error("Export: classify cells first")
+            return
+        path = str(self.export_path.value)
+        if not path or path == ".":
+            show_error("Export: choose a CSV file name")
+            return
+        try:
+            write_csv_atomic(self._table, path)
+        except OSError as err:
+            show_error(f"Export failed: {err}")
+            return
+        show_info(f"wrote {len(self._table)} cells to {path}")
+
+    # --------------------------------------------------------------------------------- results
+    def _set_running(self, running: bool):
+        self.run_button.enabled = not running
+        self.cancel_button.enabled = running
+        if not running:
+            self._worker = None
+
+    def _show(self, table: pd.DataFrame, layer: Labels):
+        self._table = table
+        n_labels = int(labels_plane(layer, self._viewer).max()) + 1
+        existing = layer.features if len(layer.features.columns) else None
+        layer.features = features_for_layer(table, existing, n_labels)
+        if len(table):
+            layer.colormap = class_colormap(table)
+        self.summary.value = class_summary(table)
+        self.export_button.enabled = True
+        self._open_table_widget(layer)
+
+    def _open_table_widget(self, layer: Labels):
+        """napari's own features table (napari ≥ 0.5 ships one in napari-builtins), when available."""
+        window = getattr(self._viewer, "window", None)
+        if window is None or not hasattr(window, "add_plugin_dock_widget"):
+            return
+        self._viewer.layers.selection.active = layer
+        try:
+            window.add_plugin_dock_widget("napari", "Features table widget")
+        except Exception:  # noqa: BLE001 - an older napari without the widget: the features are still set
+            pass

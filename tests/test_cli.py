@@ -1,0 +1,81 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from napari_cervix.cli import build_parser, main
+from napari_cervix.io import write_coco
+from napari_cervix.synth import generate_smear
+
+
+def test_help_lists_every_verb(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for verb in ("demo", "segment", "classify", "evaluate", "train"):
+        assert verb in out
+
+
+def test_parser_has_the_semantic_tasks():
+    parser = build_parser()
+    args = parser.parse_args(["train", "semantic", "--dataset", "isbi2014:x", "--out", "o"])
+    assert args.arch == "unet-resnet18" and args.dataset == ["isbi2014:x"]
+
+
+def test_segment_semantic_writes_label_images(tmp_path, tiny_semantic_weights, capsys):
+    image = generate_smear(shape=(96, 128), n_cells=(1, 3), cell_radius=(15, 30), seed=1).image
+    tifffile.imwrite(tmp_path / "a.tif", image)
+    assert main(["segment", "semantic", str(tmp_path / "a.tif"), "--out", str(tmp_path / "out"),
+                 "--model", tiny_semantic_weights, "--tile-size", "64", "--overlap", "16"]) == 0
+    labels = tifffile.imread(tmp_path / "out" / "a_semantic.tif")
+    assert labels.shape == image.shape and labels.dtype == np.uint8 and labels.max() <= 2
+
+
+def test_evaluate_semantic_prints_the_documented_json(tmp_path, tiny_semantic_weights, capsys):
+    samples = [generate_smear(shape=(64, 64), n_cells=(1, 2), cell_radius=(12, 20), seed=s) for s in (1, 2)]
+    for i, s in enumerate(samples):
+        s.name = f"img{i}"
+    write_coco(samples, tmp_path / "set.json")
+    capsys.readouterr()
+    assert main(["evaluate", "semantic", "--model", tiny_semantic_weights, "--dataset",
+                 f"coco:{tmp_path / 'set.json'}", "--split", "all", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"MPA", "mIoU", "dice", "precision", "recall"} <= set(result)
+    assert set(result["dice"]) == {"background", "cytoplasm", "nucleus"}
+    assert 0 <= result["MPA"] <= 1
+
+
+def test_user_errors_are_one_line_messages(tmp_path, capsys):
+    code = main(["segment", "semantic", str(tmp_path / "missing.tif"), "--out", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "missing.tif" in err and "Traceback" not in err
+
+
+def test_train_semantic_runs_and_resumes(tmp_path, capsys):
+    samples = [generate_smear(shape=(96, 96), n_cells=(1, 3), cell_radius=(15, 30), seed=s) for s in range(4)]
+    for i, s in enumerate(samples):
+        s.name = f"s{i}"
+    write_coco(samples, tmp_path / "train.json")
+    common = ["train", "semantic", "--arch", "2se-unet", "--arch-options", '{"width": 4}', "--dataset",
+              f"coco:{tmp_path / 'train.json'}", "--out", str(tmp_path / "run"), "--batch-size", "2", "--crop", "64",
+              "--val-every", "2", "--workers", "0"]
+    assert main(common + ["--steps", "2"]) == 0
+    assert (tmp_path / "run" / "best.safetensors").exists() and (tmp_path / "run" / "last.pt").exists()
+    assert main(common + ["--steps", "4", "--resume"]) == 0
+    assert "resumed at step 2" in capsys.readouterr().out
+    meta = json.loads((tmp_path / "run" / "best.json").read_text())
+    assert meta["task"] == "semantic" and meta["validation_images"]
+
+
+def test_demo_writes_labels_table_and_overlay(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    table = pd.read_csv(tmp_path / "cells.csv")
+    assert len(table) == summary["cells_found"] > 0
+    assert (tmp_path / "overlay.png").stat().st_size > 0
+    cells = tifffile.imread(tmp_path / "cells.tif")
+    assert cells.shape == tifffile.imread(tmp_path / "smear.tif").shape[:2]
+    assert summary["semantic_vs_truth"]["mIoU"] > 0.6
