@@ -28,23 +28,32 @@ def demo_smear():
     return generate_smear(shape=DEMO_SHAPE, n_cells=(10, 14), seed=DEMO_SEED)
 
 
-def _overlay(image: np.ndarray, cells: np.ndarray, semantic: np.ndarray) -> np.ndarray:
+def _overlay(image: np.ndarray, cells, semantic: np.ndarray) -> np.ndarray:
+    """Gray image, nuclei tinted, and the outline of every cell — each mask of an N×H×W stack drawn on
+    its own, so overlapping cells stay visible."""
     from skimage.color import gray2rgb
     from skimage.segmentation import find_boundaries
 
     rgb = gray2rgb(image.astype(np.float32) / max(float(image.max()), 1.0))
     rgb[semantic == 2] = 0.6 * rgb[semantic == 2] + 0.4 * np.array([0.85, 0.1, 0.45])
-    rgb[find_boundaries(cells, mode="inner")] = (0.1, 0.9, 0.3)
+    masks = cells if np.ndim(cells) == 3 else [cells]
+    for mask in masks:
+        rgb[find_boundaries(mask, mode="inner")] = (0.1, 0.9, 0.3)
     return (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
 
 
-def _instances_available() -> bool:
-    try:
-        from .instances import instances_available
+def _instances_unavailable_reason() -> str | None:
+    """None when instance segmentation can run here, else why not (mmdet/mmcv ops or weights missing)."""
+    from .registry import RegistryError, default_model
 
-        return bool(instances_available())
-    except Exception:  # mmdet/mmcv missing or broken: the demo still runs the rest
-        return False
+    try:
+        from .instances.model import require_mmdet
+
+        require_mmdet()
+        default_model("instances")
+    except (ImportError, RuntimeError, RegistryError) as err:
+        return str(err)
+    return None
 
 
 def run_demo(out: str | Path, log=print) -> dict:
@@ -69,24 +78,25 @@ def run_demo(out: str | Path, log=print) -> dict:
     summary["semantic_vs_truth"] = {"mIoU": round(scores["mIoU"], 3), "nucleus_dice": round(scores["dice"]["nucleus"], 3)}
 
     cell_stack = None
-    if _instances_available():
+    reason = _instances_unavailable_reason()
+    if reason is None:
         from .api import segment_instances
 
         t0 = time.perf_counter()
         result = segment_instances(sample.image)
         summary["instances_seconds"] = round(time.perf_counter() - t0, 2)
-        cell_stack, nuclei = result.cells, result.nuclei
-        cell_labels = result.cell_labels
-        summary["cells_from"] = "instance model"
+        cell_stack, nuclei = result.cells, result.nucleus_labels()
+        cell_labels = result.cell_labels()
+        summary["cells_from"] = "instance model (overlapping cells kept in the table)"
     else:
         cell_labels, nuclei = cells_from_semantic(semantic)
-        summary["cells_from"] = "semantic labels + nucleus-seeded watershed (instance model not available)"
+        summary["cells_from"] = f"semantic labels + nucleus-seeded watershed (instance model not available: {reason})"
     tifffile.imwrite(out / "cells.tif", cell_labels)
     summary["cells_found"] = int(len(cell_stack) if cell_stack is not None else len(np.unique(cell_labels)) - 1)
 
     table = _cell_table(sample.image, cell_stack if cell_stack is not None else cell_labels, nuclei, summary)
     table.to_csv(out / "cells.csv", index=False)
-    iio.imwrite(out / "overlay.png", _overlay(sample.image, cell_labels, semantic))
+    iio.imwrite(out / "overlay.png", _overlay(sample.image, cell_stack if cell_stack is not None else cell_labels, semantic))
     summary["outputs"] = sorted(p.name for p in out.iterdir())
     return summary
 

@@ -42,6 +42,8 @@ def _classify_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="default", help="registered classifier name or .safetensors file")
     parser.add_argument("--out", required=True, help="CSV table to write (one row per cell)")
     parser.add_argument("--no-isolate", action="store_true", help="keep neighbouring cells in the crops")
+    parser.add_argument("--tta", type=int, default=None,
+                        help="test-time flips/rotations, 1-8 (default: the model's, 8 for the shipped ones)")
 
 
 def _classify_run(args: argparse.Namespace) -> int:
@@ -51,7 +53,7 @@ def _classify_run(args: argparse.Namespace) -> int:
     image = _read_array(args.image, "image")
     cells = _read_array(args.cells, "cells")
     nuclei = _read_array(args.nuclei, "nuclei") if args.nuclei else None
-    table = classify_cells(image, cells, nuclei, args.model, isolate=not args.no_isolate)
+    table = classify_cells(image, cells, nuclei, args.model, isolate=not args.no_isolate, tta=args.tta)
     with atomic_path(args.out) as tmp:  # a crash mid-write never leaves a truncated table
         table.to_csv(tmp, index=False)
     counts = table["predicted_class"].value_counts().to_dict() if len(table) else {}
