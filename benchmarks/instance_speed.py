@@ -98,7 +98,12 @@ def main(argv=None) -> dict:
             entry.update(time_training(name, args.train_steps, source))
         report["models"][name] = entry
         print(name, json.dumps(entry), flush=True)
-    print(json.dumps(report, indent=2))
+    print(f"\nCPU, {args.threads} threads, torch {torch.__version__}, {report['image']}\n")
+    print("| model | weights | parameters (M) | s / 512² image | train s / step (batch 2) |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, e in report["models"].items():
+        step = f"{e['s_per_step_batch2']:.2f}" if "s_per_step_batch2" in e else "–"
+        print(f"| {name} | {e['weights']} | {e['parameters_M']} | {e['s_per_image']:.2f} | {step} |")
     return report
 
 

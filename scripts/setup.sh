@@ -47,11 +47,12 @@ if ! "$PY" -c "import torch, torchvision, sys; sys.exit(torch.__version__.split(
 fi
 
 # 4. mmcv with its compiled CPU ops (no wheel exists). Installing torch lifts setuptools to >= 77, which has
-#    no pkg_resources, and mmcv's setup.py needs it: pin setuptools<70 before building. The wheel is kept
-#    in a folder named after the torch it was built against (pip's own cache keys only on mmcv's version,
-#    so it could hand back a wheel built for another torch).
+#    no pkg_resources, and mmcv's setup.py needs it: pin setuptools<70 before building. The built wheel is
+#    cached in a folder named after the exact torch build and Python it was compiled against (pip's own
+#    cache keys only on mmcv's version, so it could hand back a wheel built for another torch).
 if ! "$PY" -c "import mmcv, mmcv.ops; from mmcv.ops import ModulatedDeformConv2dPack" 2>/dev/null; then
-  WHEELS=$ROOT/.wheels/torch-$TORCH_VERSION
+  KEY=$("$PY" -c "import sys, torch; print(f'torch-{torch.__version__}-py{sys.version_info[0]}{sys.version_info[1]}')")
+  WHEELS=${NAPARI_CERVIX_WHEELS:-${XDG_CACHE_HOME:-$HOME/.cache}/napari-cervix/wheels}/$KEY
   if ! ls "$WHEELS"/mmcv-$MMCV_VERSION-*.whl >/dev/null 2>&1; then
     say "building mmcv $MMCV_VERSION with CPU ops (about 10 min on 2 cores)"
     "${PIP[@]}" install "setuptools<70" wheel ninja

@@ -158,6 +158,7 @@ def save_weights(state_dict: dict, path: str | Path, metadata: dict) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(metadata)})
+    os.chmod(tmp, 0o644)  # safetensors creates 0600 files; shipped weights must be readable by all users
     os.replace(tmp, path)  # never leave a half-written weights file under the real name
     return sha256_of(path)
 

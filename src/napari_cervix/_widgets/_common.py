@@ -46,7 +46,7 @@ def chosen_model(box: ComboBox, file: FileEdit):
 def plane_of(layer, viewer) -> np.ndarray | object:
     """The 2-D (or RGB) data to process: the highest resolution level, the displayed plane of a stack."""
     data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
-    spatial = 3 if layer.rgb else 2
+    spatial = 3 if getattr(layer, "rgb", False) else 2
     if data.ndim > spatial:
         step = viewer.dims.current_step[: data.ndim - spatial]
         data = data[tuple(int(s) for s in step)]

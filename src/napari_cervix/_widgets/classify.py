@@ -7,6 +7,7 @@ summary of counts per class is shown, and "Export CSV" writes the table atomical
 """
 from __future__ import annotations
 
+import napari
 import numpy as np
 import pandas as pd
 from magicgui.widgets import CheckBox, Container, FileEdit, Label, PushButton, SpinBox
@@ -55,15 +56,6 @@ def features_for_layer(table: pd.DataFrame, existing: pd.DataFrame | None, n_lab
     return frame
 
 
-def labels_plane(layer, viewer) -> np.ndarray:
-    """The displayed 2-D plane of a Labels layer (highest resolution level of a multiscale one)."""
-    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
-    if data.ndim > 2:
-        step = viewer.dims.current_step[: data.ndim - 2]
-        data = data[tuple(int(s) for s in step)]
-    return np.asarray(data)
-
-
 def class_colormap(table: pd.DataFrame) -> DirectLabelColormap:
     colors = {None: TRANSPARENT, 0: TRANSPARENT}
     for label, name in zip(table["label"], table["predicted_class"]):
@@ -88,7 +80,7 @@ def write_csv_atomic(table: pd.DataFrame, path) -> None:
 
 
 class ClassifyWidget(Container):
-    def __init__(self, viewer):
+    def __init__(self, viewer: napari.viewer.Viewer):  # the annotation lets napari pass its viewer in
         super().__init__()
         self._viewer = viewer
         self._worker = None
@@ -122,9 +114,9 @@ class ClassifyWidget(Container):
             return
         try:
             image = np.asarray(plane_of(image_layer, self._viewer))
-            cells = labels_plane(cells_layer, self._viewer)
-            nuclei = None if nuclei_layer is None or nuclei_layer is cells_layer else labels_plane(
-                nuclei_layer, self._viewer)
+            cells = np.asarray(plane_of(cells_layer, self._viewer))
+            nuclei = None if nuclei_layer is None or nuclei_layer is cells_layer else np.asarray(
+                plane_of(nuclei_layer, self._viewer))
             model = chosen_model(self.model, self.model_file)
         except ValueError as err:
             show_error(f"Classify: {err}")
@@ -175,7 +167,7 @@ class ClassifyWidget(Container):
 
     def _show(self, table: pd.DataFrame, layer: Labels):
         self._table = table
-        n_labels = int(labels_plane(layer, self._viewer).max()) + 1
+        n_labels = int(np.asarray(plane_of(layer, self._viewer)).max()) + 1
         existing = layer.features if len(layer.features.columns) else None
         layer.features = features_for_layer(table, existing, n_labels)
         if len(table):

@@ -10,6 +10,7 @@ what to install; nothing else in the plugin needs them.
 """
 from __future__ import annotations
 
+import napari
 from magicgui.widgets import Container, FloatSpinBox, Label, PushButton, SpinBox
 from napari.layers import Image
 from napari.utils.notifications import show_error
@@ -19,7 +20,7 @@ from ._worker import start_worker
 
 
 class InstanceWidget(Container):
-    def __init__(self, viewer):
+    def __init__(self, viewer: napari.viewer.Viewer):  # the annotation lets napari pass its viewer in
         super().__init__()
         self._viewer = viewer
         self._worker = None

@@ -2,6 +2,7 @@
 :func:`napari_cervix.semantic.inference.segment_semantic_steps`."""
 from __future__ import annotations
 
+import napari
 import numpy as np
 import pandas as pd
 from magicgui.widgets import CheckBox, Container, Label, PushButton, SpinBox
@@ -18,7 +19,7 @@ CLASS_COLORS = {0: (0, 0, 0, 0), 1: (0.35, 0.75, 1.0, 1.0), 2: (0.85, 0.1, 0.45,
 
 
 class SemanticWidget(Container):
-    def __init__(self, viewer):
+    def __init__(self, viewer: napari.viewer.Viewer):  # the annotation lets napari pass its viewer in
         super().__init__()
         self._viewer = viewer
         self._worker = None

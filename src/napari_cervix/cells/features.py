@@ -24,7 +24,8 @@ Rules (documented because real masks break the simple picture):
 * ``touches_border`` marks cells cut by the image edge: their shape measurements describe the visible part.
 * One-pixel cells get a row: perimeter 0 (scikit-image's convention), circularity NaN, eccentricity 0.
 * ``solidity`` = area / number of pixel centres inside the convex hull of the region's pixel centres (exact
-  by Pick's theorem); this is within a few percent of scikit-image's rasterized ``solidity`` and never > 1.
+  by Pick's theorem): 1 for any digitally convex shape, never > 1. scikit-image's ``solidity`` rasterizes a
+  hull of pixel *corners*, so it is lower on small shapes (e.g. 0.9 for a 100-pixel disk); ours is ≥ it.
 * ``lbp_0 … lbp_9``: normalized histogram of rotation-invariant *uniform* LBP codes (8 neighbours, radius 1;
   paper 004 uses the full 256-code histogram, which :func:`lbp_histogram` also gives for the classifiers).
 """

@@ -62,7 +62,7 @@ def _run_evaluate(args) -> int:
 
 
 def _add_train(p: argparse.ArgumentParser) -> None:
-    from .models import ARCHITECTURES
+    from .architectures import ARCHITECTURES
 
     p.add_argument("--arch", default="unet-resnet18", choices=ARCHITECTURES)
     p.add_argument("--dataset", required=True, action="append",
@@ -96,7 +96,8 @@ def _run_train(args) -> int:
     config = SemanticTrainConfig(
         architecture=args.arch, datasets=args.dataset, out=args.out, steps=args.steps, batch_size=args.batch_size,
         crop=args.crop, lr=args.lr, loss=args.loss, val_every=args.val_every, seed=args.seed, device=args.device,
-        workers=args.workers, arch_options=json.loads(args.arch_options), init=args.init, resume=args.resume, max_minutes=args.max_minutes,
+        workers=args.workers, arch_options=json.loads(args.arch_options), init=args.init, resume=args.resume,
+        max_minutes=args.max_minutes,
     )
     best = train_semantic(config, log=lambda *a: print(*a, flush=True, file=sys.stdout))
     print(f"best weights: {best}")

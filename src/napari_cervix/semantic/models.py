@@ -14,8 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-SMP_ENCODERS = ("resnet18", "resnet34", "resnet50", "vgg19", "mobilenet_v2", "efficientnet-b2", "densenet121")
-ARCHITECTURES = tuple(f"unet-{e}" for e in SMP_ENCODERS) + ("residual-se-unet", "2se-unet")
+from .architectures import ARCHITECTURES, SMP_ENCODERS  # noqa: F401  (torch-free names for the CLI)
 
 
 class SqueezeExcite(nn.Module):
