@@ -77,8 +77,8 @@ def main() -> None:
                                   "--tile", str(args.tile)], capture_output=True, text=True, check=True)
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(f"\nCPU, {args.threads} threads, tile {args.tile}; measured fp32 matmul: {peak / 1e9:.1f} GFLOP/s\n")
-    print(f"| model | image | seconds | MP/s | GFLOP/s | of matmul | peak RSS MB |")
-    print(f"| --- | --- | --- | --- | --- | --- | --- |")
+    print("| model | image | seconds | MP/s | GFLOP/s | of matmul | peak RSS MB |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['model']} | {r['size']}² | {r['seconds']:.1f} | {r['mp_per_s']:.2f} | {r['gflop_per_s']:.1f} | "
               f"{r['gflop_per_s'] * 1e9 / peak:.0%} | {r['peak_mb']:.0f} |")

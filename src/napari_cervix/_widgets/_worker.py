@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 
+from magicgui.widgets import Container, Label, PushButton
 from napari.qt.threading import thread_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
@@ -59,3 +60,38 @@ def start_worker(
     worker.finished.connect(on_finished)
     worker.start()
     return worker
+
+
+class TaskWidget(Container):
+    """A dock widget that runs one long task at a time: Run and Cancel buttons, a status line, and the
+    worker in between. Subclasses build their inputs, then call :meth:`start` from :meth:`run`."""
+
+    def __init__(self, viewer, run_text: str):
+        super().__init__()
+        self._viewer = viewer
+        self._worker = None
+        self.run_button = PushButton(text=run_text)
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.status = Label(value="")
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+
+    def run(self, *_):  # pragma: no cover - each widget defines its task
+        raise NotImplementedError
+
+    def start(self, make_generator, on_result, *, description: str, status: str) -> None:
+        self._set_running(True)
+        self.status.value = status
+        self._worker = start_worker(make_generator, on_result, description=description,
+                                    on_finish=lambda: self._set_running(False))
+
+    def cancel(self, *_):
+        if self._worker is not None:
+            self._worker.quit()
+            self.status.value = "cancelling…"
+
+    def _set_running(self, running: bool) -> None:
+        self.run_button.enabled = not running
+        self.cancel_button.enabled = running
+        if not running:
+            self._worker = None

@@ -10,13 +10,13 @@ from __future__ import annotations
 import napari
 import numpy as np
 import pandas as pd
-from magicgui.widgets import CheckBox, Container, FileEdit, Label, PushButton, SpinBox
+from magicgui.widgets import CheckBox, FileEdit, PushButton, SpinBox
 from napari.layers import Image, Labels
 from napari.utils.colormaps import DirectLabelColormap
 from napari.utils.notifications import show_error, show_info
 
 from ._common import chosen_model, layer_picker, model_picker, plane_of
-from ._worker import start_worker
+from ._worker import TaskWidget
 
 #: Normal classes in cool colors, abnormal ones from yellow to deep red (severity reads at a glance).
 CLASS_COLORS = {
@@ -79,11 +79,10 @@ def write_csv_atomic(table: pd.DataFrame, path) -> None:
         table.to_csv(tmp, index=False)
 
 
-class ClassifyWidget(Container):
+class ClassifyWidget(TaskWidget):
     def __init__(self, viewer: napari.viewer.Viewer):  # the annotation lets napari pass its viewer in
-        super().__init__()
-        self._viewer = viewer
-        self._worker = None
+        super().__init__(viewer, "Classify")
+        self.summary = self.status  # the status line shows the counts per class when done
         self._table: pd.DataFrame | None = None
         self.image = layer_picker(viewer, Image, "image")
         self.cells = layer_picker(viewer, Labels, "cells")
@@ -93,15 +92,10 @@ class ClassifyWidget(Container):
         self.isolate = CheckBox(text="hide neighbouring cells in crops", value=True)
         self.tta = SpinBox(label="test-time views", value=8, min=1, max=8,
                            tooltip="flips/rotations averaged per cell: 8 as validated, 1 is 8× faster")
-        self.run_button = PushButton(text="Classify")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.summary = Label(value="")
         self.export_path = FileEdit(label="CSV file", mode="w", filter="*.csv")
         self.export_button = PushButton(text="Export CSV", enabled=False)
         self.extend([self.image, self.cells, self.nuclei, self.model, self.model_file, self.isolate, self.tta,
                      self.run_button, self.cancel_button, self.summary, self.export_path, self.export_button])
-        self.run_button.changed.connect(self.run)
-        self.cancel_button.changed.connect(self.cancel)
         self.export_button.changed.connect(self.export)
 
     # ---------------------------------------------------------------------------------- actions
@@ -129,19 +123,9 @@ class ClassifyWidget(Container):
             show_error(f"Classify: layer {cells_layer.name!r} has no cells (all labels are 0)")
             return
         isolate, tta = self.isolate.value, self.tta.value
-        self._set_running(True)
-        self.summary.value = f"classifying cells of {cells_layer.name}…"
-        self._worker = start_worker(
-            lambda: classify_cells_steps(image, cells, nuclei, model, isolate=isolate, tta=tta),
-            lambda table: self._show(table, cells_layer),
-            description=f"Classifying {cells_layer.name}",
-            on_finish=lambda: self._set_running(False),
-        )
-
-    def cancel(self, *_):
-        if self._worker is not None:
-            self._worker.quit()
-            self.summary.value = "cancelling…"
+        self.start(lambda: classify_cells_steps(image, cells, nuclei, model, isolate=isolate, tta=tta),
+                   lambda table: self._show(table, cells_layer),
+                   description=f"Classifying {cells_layer.name}", status=f"classifying cells of {cells_layer.name}…")
 
     def export(self, *_):
         if self._table is None:
@@ -159,12 +143,6 @@ class ClassifyWidget(Container):
         show_info(f"wrote {len(self._table)} cells to {path}")
 
     # --------------------------------------------------------------------------------- results
-    def _set_running(self, running: bool):
-        self.run_button.enabled = not running
-        self.cancel_button.enabled = running
-        if not running:
-            self._worker = None
-
     def _show(self, table: pd.DataFrame, layer: Labels):
         self._table = table
         n_labels = int(np.asarray(plane_of(layer, self._viewer)).max()) + 1

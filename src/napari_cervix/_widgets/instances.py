@@ -11,32 +11,25 @@ what to install; nothing else in the plugin needs them.
 from __future__ import annotations
 
 import napari
-from magicgui.widgets import Container, FloatSpinBox, Label, PushButton, SpinBox
+from magicgui.widgets import FloatSpinBox, SpinBox
 from napari.layers import Image
 from napari.utils.notifications import show_error
 
 from ._common import chosen_model, geometry, layer_picker, model_picker, plane_of
-from ._worker import start_worker
+from ._worker import TaskWidget
 
 
-class InstanceWidget(Container):
+class InstanceWidget(TaskWidget):
     def __init__(self, viewer: napari.viewer.Viewer):  # the annotation lets napari pass its viewer in
-        super().__init__()
-        self._viewer = viewer
-        self._worker = None
+        super().__init__(viewer, "Segment cells")
         self.image = layer_picker(viewer, Image, "image")
         self.model, self.model_file = model_picker("instances")
         self.score_threshold = FloatSpinBox(label="score threshold", value=0.5, min=0.0, max=1.0, step=0.05)
         self.max_detections = SpinBox(label="max detections / tile", value=100, min=1, max=1000)
         self.tile_size = SpinBox(label="tile size", value=512, min=64, max=4096, step=32)
         self.overlap = SpinBox(label="overlap", value=128, min=0, max=1024, step=16)
-        self.run_button = PushButton(text="Segment cells")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.status = Label(value="")
         self.extend([self.image, self.model, self.model_file, self.score_threshold, self.max_detections,
                      self.tile_size, self.overlap, self.run_button, self.cancel_button, self.status])
-        self.run_button.changed.connect(self.run)
-        self.cancel_button.changed.connect(self.cancel)
 
     def run(self, *_):
         from ..instances import segment_instances_steps
@@ -55,25 +48,9 @@ class InstanceWidget(Container):
                        tile_size=self.tile_size.value,
                        overlap=min(self.overlap.value, self.tile_size.value - 1))
         name, place = layer.name, geometry(layer)
-        self._set_running(True)
-        self.status.value = f"segmenting {name}…"
-        self._worker = start_worker(
-            lambda: segment_instances_steps(data, model, **options),
-            lambda result: self._add_layers(result, name, place),
-            description=f"Segmenting cells of {name}",
-            on_finish=lambda: self._set_running(False),
-        )
-
-    def cancel(self, *_):
-        if self._worker is not None:
-            self._worker.quit()
-            self.status.value = "cancelling…"
-
-    def _set_running(self, running: bool):
-        self.run_button.enabled = not running
-        self.cancel_button.enabled = running
-        if not running:
-            self._worker = None
+        self.start(lambda: segment_instances_steps(data, model, **options),
+                   lambda result: self._add_layers(result, name, place),
+                   description=f"Segmenting cells of {name}", status=f"segmenting {name}…")
 
     def _add_layers(self, result, name: str, place: dict):
         from ..instances.layers import layer_tuples

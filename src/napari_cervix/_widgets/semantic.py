@@ -5,24 +5,22 @@ from __future__ import annotations
 import napari
 import numpy as np
 import pandas as pd
-from magicgui.widgets import CheckBox, Container, Label, PushButton, SpinBox
+from magicgui.widgets import CheckBox, SpinBox
 from napari.layers import Image
 from napari.utils.colormaps import DirectLabelColormap
 from napari.utils.notifications import show_error
 
 from ..io.sample import SEMANTIC_CLASSES
 from ._common import chosen_model, geometry, layer_picker, model_picker, plane_of
-from ._worker import start_worker
+from ._worker import TaskWidget
 
 #: Fixed colors so every result reads the same: transparent background, cytoplasm, nucleus.
 CLASS_COLORS = {0: (0, 0, 0, 0), 1: (0.35, 0.75, 1.0, 1.0), 2: (0.85, 0.1, 0.45, 1.0), None: (0, 0, 0, 0)}
 
 
-class SemanticWidget(Container):
+class SemanticWidget(TaskWidget):
     def __init__(self, viewer: napari.viewer.Viewer):  # the annotation lets napari pass its viewer in
-        super().__init__()
-        self._viewer = viewer
-        self._worker = None
+        super().__init__(viewer, "Segment")
         self.image = layer_picker(viewer, Image, "image")
         self.model, self.model_file = model_picker("semantic")
         self.tile_size = SpinBox(label="tile size", value=512, min=64, max=4096, step=32)
@@ -30,13 +28,8 @@ class SemanticWidget(Container):
         self.tta = CheckBox(text="flip TTA", value=False)
         self.crf = CheckBox(text="CRF refinement", value=False)
         self.probabilities = CheckBox(text="add probability layers", value=False)
-        self.run_button = PushButton(text="Segment")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.status = Label(value="")
         self.extend([self.image, self.model, self.model_file, self.tile_size, self.overlap, self.tta, self.crf,
                      self.probabilities, self.run_button, self.cancel_button, self.status])
-        self.run_button.changed.connect(self.run)
-        self.cancel_button.changed.connect(self.cancel)
 
     def run(self, *_):
         from ..semantic.inference import segment_semantic_steps
@@ -54,25 +47,9 @@ class SemanticWidget(Container):
         options = dict(tile_size=self.tile_size.value, overlap=min(self.overlap.value, self.tile_size.value - 1),
                        tta=self.tta.value, crf=self.crf.value, return_probabilities=self.probabilities.value)
         name, place = layer.name, geometry(layer)
-        self._set_running(True)
-        self.status.value = f"segmenting {name}…"
-        self._worker = start_worker(
-            lambda: segment_semantic_steps(data, model, **options),
-            lambda result: self._add_layers(result, name, place),
-            description=f"Segmenting {name}",
-            on_finish=lambda: self._set_running(False),
-        )
-
-    def cancel(self, *_):
-        if self._worker is not None:
-            self._worker.quit()
-            self.status.value = "cancelling…"
-
-    def _set_running(self, running: bool):
-        self.run_button.enabled = not running
-        self.cancel_button.enabled = running
-        if not running:
-            self._worker = None
+        self.start(lambda: segment_semantic_steps(data, model, **options),
+                   lambda result: self._add_layers(result, name, place),
+                   description=f"Segmenting {name}", status=f"segmenting {name}…")
 
     def _add_layers(self, result, name: str, place: dict):
         labels, probs = result if isinstance(result, tuple) else (result, None)
