@@ -16,11 +16,11 @@ import sys
 import time
 
 
-def matmul_flops(threads: int, n: int = 2048, repeats: int = 10) -> float:
+def matmul_flops(threads: int, dtype: str = "float32", n: int = 2048, repeats: int = 10) -> float:
     import torch
 
     torch.set_num_threads(threads)
-    a, b = torch.rand(n, n), torch.rand(n, n)
+    a, b = torch.rand(n, n, dtype=getattr(torch, dtype)), torch.rand(n, n, dtype=getattr(torch, dtype))
     a @ b  # warm-up
     t0 = time.perf_counter()
     for _ in range(repeats):
@@ -68,15 +68,20 @@ def main() -> None:
         return
     from napari_cervix.registry import list_models
 
+    from napari_cervix.semantic.inference import native_bfloat16
+
     models = args.models or [e.name for e in list_models("semantic")]
-    peak = matmul_flops(args.threads)
+    # Compare with matmul in the precision the models actually run in (bf16 where the CPU has it).
+    precision = "bfloat16" if native_bfloat16() else "float32"
+    peak = matmul_flops(args.threads, precision)
     rows = []
     for model in models:
         for size in args.sizes:
             out = subprocess.run([sys.executable, __file__, "--one", model, str(size), "--threads", str(args.threads),
                                   "--tile", str(args.tile)], capture_output=True, text=True, check=True)
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print(f"\nCPU, {args.threads} threads, tile {args.tile}; measured fp32 matmul: {peak / 1e9:.1f} GFLOP/s\n")
+    print(f"\nCPU, {args.threads} threads, tile {args.tile}, network in {precision}; "
+          f"measured {precision} matmul: {peak / 1e9:.1f} GFLOP/s\n")
     print("| model | image | seconds | MP/s | GFLOP/s | of matmul | peak RSS MB |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
