@@ -28,7 +28,7 @@ def matmul_flops(threads: int, dtype: str = "float32", n: int = 2048, repeats: i
     return 2 * n**3 * repeats / (time.perf_counter() - t0)
 
 
-def one(model: str, size: int, threads: int, tile: int) -> dict:
+def one(model: str, size: int, threads: int, tile: int, precision: str = "auto") -> dict:
     import numpy as np
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -41,10 +41,10 @@ def one(model: str, size: int, threads: int, tile: int) -> dict:
     loaded = load_semantic_model(model)
     base = generate_smear(shape=(1024, 1024), n_cells=(20, 30), seed=7).image
     image = np.tile(base, (size // 1024, size // 1024))
-    segment_semantic(image[:512, :512], loaded, tile_size=tile)  # warm-up
+    segment_semantic(image[:512, :512], loaded, tile_size=tile, precision=precision)  # warm-up
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
-    segment_semantic(image, loaded, tile_size=tile)
+    segment_semantic(image, loaded, tile_size=tile, precision=precision)
     seconds = time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
@@ -61,10 +61,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--models", nargs="*")
+    parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto")
     parser.add_argument("--one", nargs=2, metavar=("MODEL", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one(args.one[0], int(args.one[1]), args.threads, args.tile)))
+        print(json.dumps(one(args.one[0], int(args.one[1]), args.threads, args.tile, args.precision)))
         return
     from napari_cervix.registry import list_models
 
@@ -72,13 +73,14 @@ def main() -> None:
 
     models = args.models or [e.name for e in list_models("semantic")]
     # Compare with matmul in the precision the models actually run in (bf16 where the CPU has it).
-    precision = "bfloat16" if native_bfloat16() else "float32"
+    precision = args.precision if args.precision != "auto" else ("bfloat16" if native_bfloat16() else "float32")
     peak = matmul_flops(args.threads, precision)
     rows = []
     for model in models:
         for size in args.sizes:
             out = subprocess.run([sys.executable, __file__, "--one", model, str(size), "--threads", str(args.threads),
-                                  "--tile", str(args.tile)], capture_output=True, text=True, check=True)
+                                  "--tile", str(args.tile), "--precision", precision],
+                                 capture_output=True, text=True, check=True)
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(f"\nCPU, {args.threads} threads, tile {args.tile}, network in {precision}; "
           f"measured {precision} matmul: {peak / 1e9:.1f} GFLOP/s\n")

@@ -61,7 +61,7 @@ def load_semantic_model(model="default") -> SemanticModel:
 
 
 def native_bfloat16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX512-BF16/AMX): then bf16 inference is ~3× faster."""
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16/AMX): bf16 inference then runs ~2.6× faster (benchmarks/semantic_speed.py)."""
     import torch
 
     try:
@@ -110,7 +110,7 @@ def segment_semantic_steps(
 
     With ``return_probabilities`` returns ``(labels, probabilities C×H×W float32)``. The input is read
     tile by tile and never modified. CRF refinement needs the probabilities of the whole image in memory.
-    ``precision="auto"`` runs the network in bfloat16 on CPUs that compute it natively (measured ~3× faster
+    ``precision="auto"`` runs the network in bfloat16 on CPUs that compute it natively (measured 2.6× faster
     here, validation figures unchanged to 3 decimals) and in float32 elsewhere.
     """
     height, width, _ = check_image(image)

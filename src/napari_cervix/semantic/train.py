@@ -164,7 +164,7 @@ def train_semantic(config: SemanticTrainConfig, log=print) -> Path:
                     "step": step, "best": best, "elapsed": elapsed + time.time() - started}, str(last) + ".tmp")
         Path(str(last) + ".tmp").replace(last)
 
-    # bf16 autocast on GPUs and on CPUs with native bf16 (about 3× faster there); weights stay float32.
+    # bf16 autocast on GPUs and on CPUs with native bf16 (faster there); weights stay float32.
     from .inference import native_bfloat16
 
     use_amp = device.type == "cuda" or (device.type == "cpu" and native_bfloat16())
