@@ -33,7 +33,8 @@ def main() -> None:
             if label.startswith("real"):
                 cells = f"– | – | – / – / {d['nucleus']:.3f}"
             else:
-                cells = f"{r['MPA']:.3f} | {r['mIoU']:.3f} | {d['background']:.3f} / {d['cytoplasm']:.3f} / {d['nucleus']:.3f}"
+                dice = f"{d['background']:.3f} / {d['cytoplasm']:.3f} / {d['nucleus']:.3f}"
+                cells = f"{r['MPA']:.3f} | {r['mIoU']:.3f} | {dice}"
             name = entry.name + (" (default)" if entry.default else "")
             print(f"| {name} | {label} ({r['n_images']}) | {cells} | {r['precision']['nucleus']:.3f} | "
                   f"{r['recall']['nucleus']:.3f} |")

@@ -25,7 +25,8 @@ def test_sample_data_opens_in_viewer(make_napari_viewer):
     assert image.data.ndim == 2 and image.data.dtype == np.uint8
 
 
-@pytest.mark.parametrize("display_name", ["Segment nucleus and cytoplasm", "Segment overlapping cells", "Classify cells"])
+@pytest.mark.parametrize("display_name",
+                         ["Segment nucleus and cytoplasm", "Segment overlapping cells", "Classify cells"])
 def test_every_widget_docks(make_napari_viewer, display_name):
     viewer = make_napari_viewer()
     widget, _ = viewer.window.add_plugin_dock_widget("napari-cervix", display_name)

@@ -75,7 +75,8 @@ def run_demo(out: str | Path, log=print) -> dict:
     summary["semantic_seconds"] = round(time.perf_counter() - t0, 2)
     tifffile.imwrite(out / "semantic.tif", semantic)
     scores = pixel_metrics(semantic, sample.semantic_target())
-    summary["semantic_vs_truth"] = {"mIoU": round(scores["mIoU"], 3), "nucleus_dice": round(scores["dice"]["nucleus"], 3)}
+    summary["semantic_vs_truth"] = {"mIoU": round(scores["mIoU"], 3),
+                                    "nucleus_dice": round(scores["dice"]["nucleus"], 3)}
 
     cell_stack = None
     reason = _instances_unavailable_reason()
@@ -96,7 +97,8 @@ def run_demo(out: str | Path, log=print) -> dict:
 
     table = _cell_table(sample.image, cell_stack if cell_stack is not None else cell_labels, nuclei, summary)
     table.to_csv(out / "cells.csv", index=False)
-    iio.imwrite(out / "overlay.png", _overlay(sample.image, cell_stack if cell_stack is not None else cell_labels, semantic))
+    outlines = cell_stack if cell_stack is not None else cell_labels
+    iio.imwrite(out / "overlay.png", _overlay(sample.image, outlines, semantic))
     summary["outputs"] = sorted(p.name for p in out.iterdir())
     return summary
 

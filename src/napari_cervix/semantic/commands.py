@@ -14,7 +14,8 @@ from ..cli import Command
 
 def _add_segment(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", help="image files (tif/png/jpg), gray or RGB, any size")
-    p.add_argument("--out", required=True, help="output folder: NAME_semantic.tif label images (0 bg, 1 cyto, 2 nucleus)")
+    p.add_argument("--out", required=True,
+                   help="output folder for NAME_semantic.tif label images (0 bg, 1 cyto, 2 nucleus)")
     p.add_argument("--model", default="default", help="registered model name or a .safetensors file")
     p.add_argument("--tile-size", type=int, default=512)
     p.add_argument("--overlap", type=int, default=64)
