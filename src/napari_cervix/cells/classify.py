@@ -7,22 +7,16 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from ..imaging import ImageError, check_image
+from ..tiling import TileProgress as Progress  # the one progress type the widgets understand
 from .crops import CROP_MARGIN, crop_box, isolate_cell, resize_square, semantic_to_onehot, to_channels
 from .features import _cell_layers, measure_cells
 
 BATCH = 128
-
-
-@dataclass(frozen=True)
-class ClassifyProgress:
-    done: int
-    total: int
 
 
 def default_mask_fn(classifier) -> Callable[[np.ndarray], np.ndarray]:
@@ -85,7 +79,7 @@ def cell_crops(image, table: pd.DataFrame, layers: list[np.ndarray], nuclei, *, 
 
 
 def classify_cells_steps(image, cells, nuclei=None, model="default", *, isolate: bool = True, mask_fn=None,
-                         measure: bool = True, tta: int | None = None) -> Generator[ClassifyProgress, None, pd.DataFrame]:
+                         measure: bool = True, tta: int | None = None) -> Generator[Progress, None, pd.DataFrame]:
     """Generator version of :func:`classify_cells` (yields progress, returns the table)."""
     from .classifier import load_classifier
 
@@ -98,7 +92,7 @@ def classify_cells_steps(image, cells, nuclei=None, model="default", *, isolate:
     if not measure:
         table = table[["label", "centroid_y", "centroid_x", "bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1"]]
     total = len(table)
-    yield ClassifyProgress(0, total)
+    yield Progress(0, total)
     layers = _cell_layers(cells, tuple(np.asarray(image).shape[:2]))
     mask_fn = mask_fn or default_mask_fn(classifier)
     proba = np.zeros((total, len(classifier.classes)), np.float32)
@@ -107,7 +101,7 @@ def classify_cells_steps(image, cells, nuclei=None, model="default", *, isolate:
         crops, masks = cell_crops(image, part, layers, nuclei, size=classifier.size, channels=classifier.channels,
                                   isolate=isolate, with_masks=classifier.needs_masks, mask_fn=mask_fn)
         proba[start:start + len(part)] = classifier.predict_proba(crops, masks)
-        yield ClassifyProgress(min(start + BATCH, total), total)
+        yield Progress(min(start + BATCH, total), total)
     return add_predictions(table, classifier, proba)
 
 
@@ -130,7 +124,7 @@ def add_predictions(table: pd.DataFrame, classifier, proba: np.ndarray) -> pd.Da
 
 def classify_cells(image, cells, nuclei=None, model="default", *, isolate: bool = True, mask_fn=None,
                    tta: int | None = None,
-                   progress: Callable[[ClassifyProgress], None] | None = None) -> pd.DataFrame:
+                   progress: Callable[[Progress], None] | None = None) -> pd.DataFrame:
     """Measurements + predicted class, class probabilities and reviewable flag for every cell.
 
     ``cells``/``nuclei`` as for :func:`~napari_cervix.cells.features.measure_cells`; ``model`` a registered
