@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 # Import torch's compiler stack (and the LLVM that triton bundles) before any napari viewer opens an
-# OpenGL context: loading it afterwards, as the first torch optimizer does, segfaulted here (Mesa's
-# llvmpipe has its own LLVM). Widgets only run inference, which does not load it.
+# OpenGL context: loading it afterwards segfaults (Mesa's llvmpipe has its own LLVM; see
+# napari_cervix._compat, which guards users' sessions and has its own test in test_compat.py).
 import torch._dynamo  # noqa: F401,E402
 
 from napari_cervix.registry import save_weights

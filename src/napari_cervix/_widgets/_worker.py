@@ -15,6 +15,8 @@ from napari.qt.threading import thread_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 
+from .._compat import avoid_triton_llvm_clash
+
 
 def start_worker(
     make_generator: Callable[[], Generator],
@@ -24,6 +26,8 @@ def start_worker(
     on_finish: Callable[[], None] | None = None,
 ):
     """Start ``make_generator()`` in a worker thread; returns the worker (``worker.quit()`` cancels)."""
+    # napari's canvas has loaded OpenGL's LLVM by now; torch may load triton's next (see _compat).
+    avoid_triton_llvm_clash()
     bar = progress(total=0, desc=description)
     state = {"last": 0}
 
