@@ -78,6 +78,7 @@ if [[ ! -f $STAMP || $(cat "$STAMP") != "$WANT" ]] || ! "$PY" -c "import napari_
     "${PIP[@]}" install --force-reinstall --no-deps "opencv-python-headless${HEADLESS:+==$HEADLESS}"
   fi
   "${PIP[@]}" install "setuptools<70"  # mmengine/mmcv still import pkg_resources at run time
+  say "(pip's note that torch wants setuptools>=77 is expected: mmcv/mmengine need pkg_resources, gone in 70+)"
   echo "$WANT" > "$STAMP"
 fi
 
