@@ -94,6 +94,10 @@ def test_layers_link_outlines_labels_and_nuclei_by_cell_id():
         assert mask[tuple(centre)]  # the outline surrounds its own cell
         assert np.all(np.abs(polygon - np.clip(polygon, 0, 99)) < 1)
     assert nuclei[40, 35] == 1 and nuclei[60, 65] == 2
+    # napari's Labels convention: features row i describes label i, background row 0 empty
+    table = ck["features"]
+    assert list(table["label"]) == [0, 1, 2] and np.isnan(table["score"][0])
+    assert list(table["area"][1:]) == [int(c.sum()) for c in cells]
     assert set(np.unique(cell_labels)) == {0, 1, 2}
     assert ck["name"] == "smear cell labels" and nk["name"] == "smear nuclei" and sk["name"] == "smear cells"
 

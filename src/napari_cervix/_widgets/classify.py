@@ -15,6 +15,7 @@ from napari.layers import Image, Labels
 from napari.utils.colormaps import DirectLabelColormap
 from napari.utils.notifications import show_error, show_info
 
+from ..tables import features_for_layer
 from ._common import chosen_model, layer_picker, model_picker, plane_of
 from ._worker import TaskWidget
 
@@ -33,27 +34,6 @@ CLASS_COLORS = {
 }
 OTHER_COLOR = (0.8, 0.8, 0.8, 1.0)
 TRANSPARENT = (0.0, 0.0, 0.0, 0.0)
-
-
-def features_for_layer(table: pd.DataFrame, existing: pd.DataFrame | None, n_labels: int) -> pd.DataFrame:
-    """napari-convention features: one row per label value 0..n_labels-1, row i = label i.
-
-    Labels without a measured cell (the background row 0, unused label values) get empty values. Columns
-    of ``existing`` that the table does not produce (added by the user) are kept, matched by their ``label``
-    column when they have one, else by row position.
-    """
-    frame = pd.DataFrame({"label": np.arange(n_labels)})
-    frame = frame.merge(table, on="label", how="left")
-    if existing is not None and len(existing.columns):
-        keep = [c for c in existing.columns if c not in frame.columns]
-        if keep:
-            if "label" in existing.columns:
-                old = existing[["label"] + keep].drop_duplicates("label")
-                frame = frame.merge(old, on="label", how="left")
-            else:
-                old = existing[keep].reset_index(drop=True).reindex(range(n_labels))
-                frame = pd.concat([frame, old], axis=1)
-    return frame
 
 
 def class_colormap(table: pd.DataFrame) -> DirectLabelColormap:

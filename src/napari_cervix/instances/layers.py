@@ -6,7 +6,8 @@ Overlapping cells cannot live in one Labels layer, so a result becomes three lay
   ``score``, ``area`` (pixels), ``class``, ``n_nuclei``. Its ``metadata["cells"]`` holds the N×H×W
   mask stack (ids = index + 1) for per-cell measurement and classification.
 * ``cell labels`` — **Labels**, each pixel the id of the *smallest* cell covering it
-  (:meth:`InstanceResult.cell_labels`), so small cells lying on large ones stay visible.
+  (:meth:`InstanceResult.cell_labels`), so small cells lying on large ones stay visible; its
+  ``features`` follow napari's convention (row i = label i, a ``label`` column, background row 0).
 * ``nuclei`` — **Labels**, each nucleus painted with its cell's id (orphans get ids above N).
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..tables import features_for_layer
 from .result import InstanceResult
 
 MAX_VERTICES = 256  # outlines are subsampled to this many points: enough on screen, fast to draw
@@ -70,7 +72,7 @@ def layer_tuples(result: InstanceResult, name: str = "", place: dict | None = No
     cells = ([polygons[i] for i in keep], shapes_kwargs, "shapes")
     cell_labels = (result.cell_labels(), dict(
         name=f"{prefix}cell labels", opacity=0.4, visible=False,
-        features=table.rename(columns={"cell_id": "index"}).reset_index(drop=True),
+        features=features_for_layer(table.rename(columns={"cell_id": "label"}), None, len(result) + 1),
         metadata={"overlap_rule": "each pixel belongs to the smallest cell covering it"}, **place),
         "labels")
     nuclei = (result.nucleus_labels(), dict(
