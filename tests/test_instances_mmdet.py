@@ -27,7 +27,7 @@ from napari_cervix.instances.model import (  # noqa: E402
     new_detector,
 )
 from napari_cervix.io import write_coco  # noqa: E402
-from napari_cervix.registry import list_models, read_metadata, save_weights  # noqa: E402
+from napari_cervix.registry import read_metadata, save_weights  # noqa: E402
 from napari_cervix.synth import generate_smear  # noqa: E402
 
 torch.set_num_threads(2)
@@ -234,7 +234,6 @@ def test_missing_weights_file_is_a_clear_cli_error(tmp_path, capsys):
     assert "neither a registered instances model" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not list_models("instances"), reason="no instances model is registered yet")
 def test_shipped_default_model_finds_the_cells_of_a_generated_smear():
     from napari_cervix.metrics import coco_segm_metrics
 
