@@ -46,15 +46,3 @@ def test_widget_adds_linked_layers(make_napari_viewer, qtbot):
     assert cells[k - 1][nuclei == k].mean() > 0.5
     assert tuple(shapes.scale) == (0.5, 0.5)  # results sit on their image
     assert widget.status.value.endswith("nuclei")
-
-
-def test_widget_without_an_image_says_so(make_napari_viewer, monkeypatch):
-    from napari_cervix._widgets import instances as module
-
-    messages = []
-    monkeypatch.setattr(module, "show_error", messages.append)
-    viewer = make_napari_viewer()
-    widget = module.InstanceWidget(viewer)
-    widget.run()
-    assert messages and "choose an image layer" in messages[0]
-    assert len(viewer.layers) == 0

@@ -72,11 +72,16 @@ def test_semantic_widget_cancel_adds_nothing(make_napari_viewer, qtbot, tiny_sem
     assert widget.run_button.enabled
 
 
-def test_semantic_widget_without_image_explains(make_napari_viewer, monkeypatch):
+@pytest.mark.parametrize("widget_class", ["semantic:SemanticWidget", "instances:InstanceWidget"])
+def test_segment_widgets_without_image_explain(make_napari_viewer, monkeypatch, widget_class):
+    import importlib
+
+    module, name = widget_class.split(":")
+    cls = getattr(importlib.import_module(f"napari_cervix._widgets.{module}"), name)
     viewer = make_napari_viewer()
     messages = []
-    monkeypatch.setattr("napari_cervix._widgets.semantic.show_error", messages.append)
-    SemanticWidget(viewer).run()
+    monkeypatch.setattr("napari_cervix._widgets._worker.show_error", messages.append)
+    cls(viewer).run()
     assert messages and "choose an image layer" in messages[0]
     assert len(viewer.layers) == 0
 

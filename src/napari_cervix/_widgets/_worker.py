@@ -83,6 +83,21 @@ class TaskWidget(Container):
     def run(self, *_):  # pragma: no cover - each widget defines its task
         raise NotImplementedError
 
+    def chosen_image_and_model(self, title: str):
+        """(layer, 2-D data, model) from the widget's ``image``/``model`` pickers, or None after telling
+        the user what is missing."""
+        from ._common import chosen_model, plane_of
+
+        layer = self.image.value
+        if layer is None:
+            show_error(f"{title}: choose an image layer first")
+            return None
+        try:
+            return layer, plane_of(layer, self._viewer), chosen_model(self.model, self.model_file)
+        except ValueError as err:
+            show_error(f"{title}: {err}")
+            return None
+
     def start(self, make_generator, on_result, *, description: str, status: str) -> None:
         self._set_running(True)
         self.status.value = status

@@ -13,9 +13,8 @@ from __future__ import annotations
 import napari
 from magicgui.widgets import FloatSpinBox, SpinBox
 from napari.layers import Image
-from napari.utils.notifications import show_error
 
-from ._common import chosen_model, geometry, layer_picker, model_picker, plane_of
+from ._common import geometry, layer_picker, model_picker
 from ._worker import TaskWidget
 
 
@@ -34,16 +33,10 @@ class InstanceWidget(TaskWidget):
     def run(self, *_):
         from ..instances import segment_instances_steps
 
-        layer = self.image.value
-        if layer is None:
-            show_error("Segment cells: choose an image layer first")
+        chosen = self.chosen_image_and_model("Segment cells")
+        if chosen is None:
             return
-        try:
-            data = plane_of(layer, self._viewer)
-            model = chosen_model(self.model, self.model_file)
-        except ValueError as err:
-            show_error(f"Segment cells: {err}")
-            return
+        layer, data, model = chosen
         options = dict(score_threshold=self.score_threshold.value, max_detections=self.max_detections.value,
                        tile_size=self.tile_size.value,
                        overlap=min(self.overlap.value, self.tile_size.value - 1))

@@ -8,10 +8,9 @@ import pandas as pd
 from magicgui.widgets import CheckBox, SpinBox
 from napari.layers import Image
 from napari.utils.colormaps import DirectLabelColormap
-from napari.utils.notifications import show_error
 
 from ..io.sample import SEMANTIC_CLASSES
-from ._common import chosen_model, geometry, layer_picker, model_picker, plane_of
+from ._common import geometry, layer_picker, model_picker
 from ._worker import TaskWidget
 
 #: Fixed colors so every result reads the same: transparent background, cytoplasm, nucleus.
@@ -34,16 +33,10 @@ class SemanticWidget(TaskWidget):
     def run(self, *_):
         from ..semantic.inference import segment_semantic_steps
 
-        layer = self.image.value
-        if layer is None:
-            show_error("Segment: choose an image layer first")
+        chosen = self.chosen_image_and_model("Segment")
+        if chosen is None:
             return
-        try:
-            data = plane_of(layer, self._viewer)
-            model = chosen_model(self.model, self.model_file)
-        except ValueError as err:
-            show_error(f"Segment: {err}")
-            return
+        layer, data, model = chosen
         options = dict(tile_size=self.tile_size.value, overlap=min(self.overlap.value, self.tile_size.value - 1),
                        tta=self.tta.value, crf=self.crf.value, return_probabilities=self.probabilities.value)
         name, place = layer.name, geometry(layer)
