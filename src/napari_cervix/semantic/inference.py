@@ -62,7 +62,7 @@ def load_semantic_model(model="default") -> SemanticModel:
 
 def native_bfloat16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX512-BF16/AMX); bf16 inference then runs about
-    2.6× faster than float32 (``benchmarks/semantic_speed.py``)."""
+    2× faster than float32 (``benchmarks/semantic_speed.py``)."""
     import torch
 
     try:
@@ -111,7 +111,7 @@ def segment_semantic_steps(
 
     With ``return_probabilities`` returns ``(labels, probabilities C×H×W float32)``. The input is read
     tile by tile and never modified. CRF refinement needs the probabilities of the whole image in memory.
-    ``precision="auto"`` runs the network in bfloat16 on CPUs that compute it natively (measured 2.6× faster
+    ``precision="auto"`` runs the network in bfloat16 on CPUs that compute it natively (measured 2× faster
     here, validation figures unchanged to 3 decimals) and in float32 elsewhere.
     """
     height, width, _ = check_image(image)
