@@ -273,20 +273,24 @@ def test_shipped_classifiers_are_registered_and_load():
     from napari_cervix.registry import default_model, fetch_weights, list_models, read_metadata
 
     entries = {e.name: e for e in list_models("classifier")}
-    assert {e.architecture for e in entries.values()} == {"ld_resnet", "mask_fusion", "feature_fusion"}
-    default = default_model("classifier")
-    assert default.architecture == "ld_resnet"
+    assert {e.architecture for e in entries.values()} == {"ld_resnet", "mask_fusion", "feature_fusion",
+                                                          "descriptor_boost"}
+    # one default per kind of input, each trained for the input it meets
+    assert default_model("classifier", "gray").architecture == "ld_resnet"
+    assert default_model("classifier", "rgb").architecture == "descriptor_boost"
     total = 0
     for entry in entries.values():
         path = fetch_weights(entry)  # checks the sha256
         total += path.stat().st_size
         meta = read_metadata(path)
-        assert meta["input"]["channels"] == 1  # trained for the gray input it meets
+        kinds = entry.default_for or ("gray",)
+        assert meta["input"]["channels"] == (3 if kinds == ("rgb",) else 1)
         assert 0 < meta["threshold"] < 1 and meta["validation"]["binary"]["recall_abnormal"] >= 0.95
-    assert total < 10 * 2**20
-    classifier = load_classifier("default")
-    crops = np.stack([cell_image(k, k, classifier.size) for k in (0, 6)])[:, None]
-    assert classifier.predict_proba(crops).shape == (2, 7)
+    assert total < 15 * 2**20
+    for kind, channels in (("gray", 1), ("rgb", 3)):
+        classifier = load_classifier("default", kind)
+        crops = np.stack([cell_image(k, k, classifier.size) for k in (0, 6)])[:, None].repeat(channels, axis=1)
+        assert classifier.channels == channels and classifier.predict_proba(crops).shape == (2, 7)
 
 
 # ------------------------------------------------------------------------------------------- CLI

@@ -47,6 +47,19 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
     return image[..., :3]
 
 
+def color_kind(image) -> str:
+    """"rgb" for a color image whose channels differ, else "gray" (gray data saved as RGB counts as gray).
+
+    Chooses between models trained on gray and on color input (see ``registry.default_model``).
+    """
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] in (3, 4):
+        rgb = image[..., :3]
+        if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])):
+            return "rgb"
+    return "gray"
+
+
 def intensity_range(dtype) -> tuple[float, float]:
     """Nominal range of a dtype: integers by their bit depth, floats assumed already in [0, 1]."""
     dtype = np.dtype(dtype)

@@ -37,6 +37,9 @@ class ModelEntry:
     default: bool = False
     description: str = ""
     metadata: dict = field(default_factory=dict)
+    # Kinds of input this model is the default for (classifiers: "gray", "rgb"): a classifier must be the
+    # one trained for the input it meets, so "default" picks by the image's color when the caller knows it.
+    default_for: tuple[str, ...] = ()
 
 
 def weights_dir() -> Path:
@@ -57,15 +60,25 @@ def load_registry(path: str | Path | None = None) -> dict[str, ModelEntry]:
     if not path.exists():
         return {}
     raw = json.loads(path.read_text())
-    return {item["name"]: ModelEntry(**item) for item in raw["models"]}
+    entries = {}
+    for item in raw["models"]:
+        item = dict(item)
+        item["default_for"] = tuple(item.get("default_for", ()))
+        entries[item["name"]] = ModelEntry(**item)
+    return entries
 
 
 def list_models(task: str | None = None) -> list[ModelEntry]:
     return [e for e in load_registry().values() if task is None or e.task == task]
 
 
-def default_model(task: str) -> ModelEntry:
+def default_model(task: str, input_kind: str | None = None) -> ModelEntry:
+    """The task's default model; with ``input_kind`` (e.g. "gray"/"rgb") the one registered for that input."""
     entries = list_models(task)
+    if input_kind is not None:
+        for entry in entries:
+            if input_kind in entry.default_for:
+                return entry
     for entry in entries:
         if entry.default:
             return entry
@@ -109,13 +122,14 @@ def fetch_weights(entry: ModelEntry) -> Path:
     raise RegistryError(f"model {entry.name!r} has neither a shipped file nor a URL")
 
 
-def resolve(model: str | os.PathLike | None, task: str) -> tuple[Path, dict]:
+def resolve(model: str | os.PathLike | None, task: str, input_kind: str | None = None) -> tuple[Path, dict]:
     """A registered name, ``None``/"default", or a path to a safetensors file → (path, metadata).
 
     The metadata's ``task`` must match: a classifier file given to the segmenter is refused clearly.
+    ``input_kind`` only matters for "default" (see :func:`default_model`).
     """
     if model is None or model == "default":
-        entry = default_model(task)
+        entry = default_model(task, input_kind)
         path = fetch_weights(entry)
     else:
         registry = load_registry()
@@ -170,11 +184,12 @@ def load_state_dict(path: str | Path) -> dict:
 
 
 def ship_weights(source: str | Path, name: str, *, default: bool = False, description: str = "",
-                 summary: dict | None = None) -> ModelEntry:
+                 summary: dict | None = None, default_for: tuple[str, ...] = ()) -> ModelEntry:
     """Copy a trained weights file into the package and (re)register it under ``name``.
 
     Task and architecture come from the file's own metadata; ``default`` makes it the task's default
-    (clearing the flag on the others of that task). The registry file is rewritten atomically.
+    (clearing the flag on the others of that task), ``default_for`` the default for those input kinds
+    (taken from the others). The registry file is rewritten atomically.
     """
     import shutil
 
@@ -183,15 +198,27 @@ def ship_weights(source: str | Path, name: str, *, default: bool = False, descri
     if Path(source).resolve() != target.resolve():
         shutil.copyfile(source, target)
     entry = ModelEntry(name=name, task=meta["task"], architecture=meta["architecture"], sha256=sha256_of(target),
-                       file=target.name, default=default, description=description, metadata=summary or {})
+                       file=target.name, default=default, description=description, metadata=summary or {},
+                       default_for=tuple(default_for))
     path = weights_dir() / REGISTRY_FILE
     raw = json.loads(path.read_text()) if path.exists() else {"models": []}
     models = [m for m in raw["models"] if m["name"] != name]
-    if default:
-        for m in models:
-            if m["task"] == entry.task:
-                m["default"] = False
-    models.append(entry.__dict__)
+    for m in models:
+        if m["task"] != entry.task:
+            continue
+        if default:
+            m["default"] = False
+        kinds = [k for k in m.get("default_for", ()) if k not in entry.default_for]
+        if kinds:
+            m["default_for"] = kinds
+        else:
+            m.pop("default_for", None)
+    record = dict(entry.__dict__)
+    if record["default_for"]:
+        record["default_for"] = list(record["default_for"])
+    else:
+        del record["default_for"]
+    models.append(record)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps({"models": models}, indent=2) + "\n")
     os.replace(tmp, path)

@@ -16,7 +16,13 @@ ARCHITECTURES = {
     "ld_resnet": "LD/ResNet: ResNet trained with the local discriminant loss (paper 000), 7 Herlev classes",
     "mask_fusion": "image + nucleus/cytoplasm mask branches, GAP, dense (paper 002 model 2), Bethesda groups",
     "feature_fusion": "LD/ResNet deep features + LBP-256 + SIFT bag-of-features, PCA, MLP (paper 004)",
+    "descriptor_boost": "cell descriptors (stain color, N/C geometry, texture) in gradient-boosted trees, "
+                        "averaged with an LD/ResNet",
 }
+
+
+#: RGB → gray weights, the same as imaging.to_gray (what the gray networks were trained on).
+LUMINANCE = (0.299, 0.587, 0.114)
 
 
 def abnormal_probability(proba: np.ndarray, abnormal_mask: np.ndarray) -> np.ndarray:
@@ -27,7 +33,8 @@ def abnormal_probability(proba: np.ndarray, abnormal_mask: np.ndarray) -> np.nda
 class CellClassifier:
     def __init__(self, arch: str, network, classes: list[str], abnormal_classes: list[str], *, size: int = 96,
                  channels: int = 1, tta: int = 8, threshold: float = 0.5, fusion_head=None,
-                 model_config: dict | None = None, mask_source: str | None = None, metadata: dict | None = None):
+                 model_config: dict | None = None, mask_source: str | None = None, metadata: dict | None = None,
+                 boost=None):
         if arch not in ARCHITECTURES:
             raise ValueError(f"unknown classifier architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
         self.arch = arch
@@ -39,6 +46,7 @@ class CellClassifier:
         self.tta = int(tta)
         self.threshold = float(threshold)
         self.fusion_head = fusion_head
+        self.boost = boost  # descriptor_boost: the fitted trees (boosting.BoostedTrees)
         self.model_config = dict(model_config or {})
         self.mask_source = mask_source
         self.metadata = dict(metadata or {})
@@ -49,7 +57,17 @@ class CellClassifier:
 
     @property
     def needs_masks(self) -> bool:
-        return self.arch == "mask_fusion"
+        return self.arch in ("mask_fusion", "descriptor_boost")
+
+    @property
+    def network_size(self) -> int:
+        """Side of the CNN's input; smaller than :attr:`size` when descriptors want a finer crop."""
+        return int(self.model_config.get("network_size") or self.size)
+
+    @property
+    def network_channels(self) -> int:
+        """Channels of the CNN's input: 1 for a gray CNN beside color descriptors, else :attr:`channels`."""
+        return int(self.model_config.get("network_channels") or self.channels)
 
     # --------------------------------------------------------------------------------- inference
     def _run(self, fn, crops: np.ndarray, masks: np.ndarray | None, batch_size: int = 256) -> np.ndarray:
@@ -62,7 +80,8 @@ class CellClassifier:
         views = range(max(1, min(self.tta, 8)))
         with torch.inference_mode():
             for start in range(0, len(crops), batch_size):
-                x = torch.from_numpy(np.ascontiguousarray(crops[start:start + batch_size], np.float32))
+                x = network_view(torch.from_numpy(np.ascontiguousarray(crops[start:start + batch_size], np.float32)),
+                                 self.network_size, self.network_channels)
                 m = None if masks is None else torch.from_numpy(np.ascontiguousarray(masks[start:start + batch_size],
                                                                                      np.float32))
                 total = None
@@ -99,6 +118,16 @@ class CellClassifier:
         if self.arch == "feature_fusion":
             deep = self.deep_features(crops)
             return self.fusion_head.predict_proba(deep, crops.mean(axis=1)).astype(np.float32)
+        if self.arch == "descriptor_boost":
+            from .descriptors import crop_descriptors
+            from .training import masks_for_crops
+
+            if masks is None:
+                masks = masks_for_crops(crops, mask_fn)
+            trees = self.boost.predict_proba(crop_descriptors(crops, onehot_to_semantic(masks)))
+            cnn = self._run(lambda x, m: torch.softmax(self.network(x)[0], 1), crops, None)
+            weight = float(self.model_config.get("cnn_weight", 0.5))
+            return (weight * cnn + (1 - weight) * trees).astype(np.float32)
         return self._run(lambda x, m: torch.softmax(self.network(x)[0], 1), crops, None)
 
     def decide(self, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -139,8 +168,30 @@ class CellClassifier:
         state = {f"net.{k}": (v.half() if v.is_floating_point() else v) for k, v in self.network.state_dict().items()}
         if self.fusion_head is not None:
             state.update({k: torch.from_numpy(v) for k, v in self.fusion_head.to_arrays().items()})
+        if self.boost is not None:
+            state.update({k: torch.from_numpy(v) for k, v in self.boost.to_arrays().items()})
         self.metadata = self.metadata_dict(extra_metadata)
         return save_weights(state, path, self.metadata)
+
+
+def network_view(x, size: int, channels: int | None = None):
+    """B × C × S × S crops as the CNN takes them: luminance if it is a gray network fed color crops
+    (``channels`` = 1), resized by area averaging to its input side; unchanged where they already match."""
+    import torch
+    import torch.nn.functional as F
+
+    if channels == 1 and x.shape[1] == 3:
+        weights = torch.tensor(LUMINANCE, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        x = (x * weights).sum(dim=1, keepdim=True)
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    return F.interpolate(x, size=(size, size), mode="area")
+
+
+def onehot_to_semantic(masks: np.ndarray) -> np.ndarray:
+    """N × 2 × S × S one-hot (cytoplasm, nucleus) → N × S × S {0 background, 1 cytoplasm, 2 nucleus}."""
+    masks = np.asarray(masks) > 0.5
+    return np.where(masks[:, 1], 2, np.where(masks[:, 0], 1, 0)).astype(np.uint8)
 
 
 def build_network(arch: str, classes: int, channels: int, model_config: dict):
@@ -148,27 +199,33 @@ def build_network(arch: str, classes: int, channels: int, model_config: dict):
 
     widths = tuple(model_config.get("widths", (32, 64, 128)))
     blocks = int(model_config.get("blocks", 2))
+    per_channel = bool(model_config.get("per_channel", True))  # weights saved before the option: per channel
     if arch == "mask_fusion":
-        return MaskFusionNet(channels, classes, widths, blocks=blocks)
-    return LDResNet(channels, classes, widths, blocks, int(model_config.get("channels_per_class", 16)))
+        return MaskFusionNet(channels, classes, widths, blocks=blocks, per_channel=per_channel)
+    return LDResNet(channels, classes, widths, blocks, int(model_config.get("channels_per_class", 16)),
+                    per_channel=per_channel)
 
 
-def load_classifier(model="default") -> CellClassifier:
-    """A registered classifier name, ``"default"``, a safetensors path, or an already loaded classifier."""
+def load_classifier(model="default", input_kind: str | None = None) -> CellClassifier:
+    """A registered classifier name, ``"default"``, a safetensors path, or an already loaded classifier.
+
+    ``input_kind`` ("gray" or "rgb") picks the default trained for that input when ``model`` is "default".
+    """
     if isinstance(model, CellClassifier):
         return model
     from ..registry import load_state_dict, resolve
 
-    path, meta = resolve(model, "classifier")
+    path, meta = resolve(model, "classifier", input_kind)
     arch = meta.get("architecture")
     if arch not in ARCHITECTURES:
         raise ValueError(f"{path}: unknown classifier architecture {arch!r}")
     tensors = load_state_dict(path)
     classes = meta["classes"]
     channels = int(meta["input"]["channels"])
-    network_arch = "ld_resnet" if arch == "feature_fusion" else arch
+    network_arch = "mask_fusion" if arch == "mask_fusion" else "ld_resnet"
     network_classes = len(classes)
-    network = build_network(network_arch, network_classes, channels, meta.get("model_config", {}))
+    network_channels = int(meta.get("model_config", {}).get("network_channels") or channels)
+    network = build_network(network_arch, network_classes, network_channels, meta.get("model_config", {}))
     state = {k[len("net."):]: v.float() if v.is_floating_point() else v for k, v in tensors.items() if k.startswith("net.")}
     network.load_state_dict(state)
     network.eval()
@@ -177,7 +234,12 @@ def load_classifier(model="default") -> CellClassifier:
         from .fusion_features import FusionHead
 
         head = FusionHead.from_arrays({k: v.float().numpy() for k, v in tensors.items() if k.startswith("fusion.")})
+    boost = None
+    if arch == "descriptor_boost":
+        from .boosting import BoostedTrees
+
+        boost = BoostedTrees.from_arrays({k: v.numpy() for k, v in tensors.items() if k.startswith("boost.")})
     return CellClassifier(arch, network, classes, meta.get("abnormal_classes", []), size=meta["input"]["size"],
                           channels=channels, tta=meta["input"].get("tta", 8), threshold=meta.get("threshold", 0.5),
                           fusion_head=head, model_config=meta.get("model_config"), mask_source=meta.get("mask_source"),
-                          metadata=meta)
+                          metadata=meta, boost=boost)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Generator
 import numpy as np
 import pandas as pd
 
-from ..imaging import ImageError, check_image
+from ..imaging import ImageError, check_image, color_kind
 from ..tiling import TileProgress as Progress  # the one progress type the widgets understand
 from .crops import CROP_MARGIN, crop_box, isolate_cell, resize_square, semantic_to_onehot, to_channels
 from .features import _cell_layers, measure_cells
@@ -84,7 +84,7 @@ def classify_cells_steps(image, cells, nuclei=None, model="default", *, isolate:
     from .classifier import load_classifier
 
     check_image(image)
-    classifier = load_classifier(model)
+    classifier = load_classifier(model, color_kind(image))  # "default": the model trained for this input
     if tta is not None:  # fewer test-time views: faster, and no longer exactly the validated setting
         classifier = copy.copy(classifier)  # never change the caller's classifier object
         classifier.tta = max(1, min(int(tta), 8))
@@ -95,10 +95,13 @@ def classify_cells_steps(image, cells, nuclei=None, model="default", *, isolate:
     yield Progress(0, total)
     layers = _cell_layers(cells, tuple(np.asarray(image).shape[:2]))
     mask_fn = mask_fn or default_mask_fn(classifier)
+    # Descriptor models measure the nucleus the way they were trained to (their mask source), so the
+    # N/C ratio and nucleus color mean the same at inference; given nuclei still shape the table's columns.
+    crop_nuclei = None if classifier.arch == "descriptor_boost" else nuclei
     proba = np.zeros((total, len(classifier.classes)), np.float32)
     for start in range(0, total, BATCH):
         part = table.iloc[start:start + BATCH]
-        crops, masks = cell_crops(image, part, layers, nuclei, size=classifier.size, channels=classifier.channels,
+        crops, masks = cell_crops(image, part, layers, crop_nuclei, size=classifier.size, channels=classifier.channels,
                                   isolate=isolate, with_masks=classifier.needs_masks, mask_fn=mask_fn)
         proba[start:start + len(part)] = classifier.predict_proba(crops, masks)
         yield Progress(min(start + BATCH, total), total)

@@ -80,12 +80,17 @@ def evaluate_classifier(model, spec: str) -> dict:
     import numpy as np
 
     from ..classes import HERLEV_CLASSES, HERLEV_TO_BETHESDA
+    from ..imaging import color_kind
     from ..metrics import classification_metrics
     from .classifier import load_classifier
-    from .training import load_labelled_cells
+    from .training import labelled_samples, load_labelled_cells
 
-    classifier = load_classifier(model)
-    crops, targets, _, _ = load_labelled_cells(spec, classifier.size, classifier.channels, list(HERLEV_CLASSES))
+    samples = labelled_samples(spec)
+    # "default" = the classifier trained for this dataset's kind of input (Herlev is color).
+    kind = "rgb" if any(color_kind(s.image) == "rgb" for s in samples) else "gray"
+    classifier = load_classifier(model, kind)
+    crops, targets, _, _ = load_labelled_cells(spec, classifier.size, classifier.channels, list(HERLEV_CLASSES),
+                                               samples=samples)
     proba = classifier.predict_proba(crops)
     predicted, _, _ = classifier.decide(proba)  # the class agrees with the thresholded reviewable flag
     seven_class = classifier.classes == list(HERLEV_CLASSES)
@@ -95,7 +100,7 @@ def evaluate_classifier(model, spec: str) -> dict:
                                      positive_classes=classifier.abnormal_classes)
     binary = scores["binary"]
     return {
-        "model": str(model), "architecture": classifier.arch, "cells": int(len(targets)),
+        "model": str(model), "architecture": classifier.arch, "cells": len(targets),
         "threshold": classifier.threshold,
         "accuracy_7class": scores["accuracy"] if seven_class else None,
         **({} if seven_class else {"accuracy_bethesda": scores["accuracy"]}),
@@ -127,8 +132,9 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, help="labelled single cells, e.g. herlev:DIR")
     parser.add_argument("--out", required=True, help="output folder (model, CV figures, checkpoints)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--size", type=int, default=None, help="input size in pixels (default 96)")
+    parser.add_argument("--epochs", type=int, default=None, help="default: the shipped recipe's (60 or 120)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="crop size in pixels (default 96; descriptor_boost 128, its CNN 96)")
     parser.add_argument("--rgb", action="store_true", help="train on color instead of gray")
     parser.add_argument("--cv-folds", type=int, default=0, help="also cross-validate with this many folds and "
                         "set the reviewable threshold from the out-of-fold predictions")
@@ -138,16 +144,23 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _train_run(args: argparse.Namespace) -> int:
     from ..classes import HERLEV_CLASSES
-    from .training import TrainConfig, cross_validate, load_labelled_cells, train_classifier, write_json
+    from .training import (
+        cross_validate,
+        load_labelled_cells,
+        shipped_recipe,
+        train_classifier,
+        write_json,
+    )
 
-    config = TrainConfig(arch=args.arch, channels=3 if args.rgb else 1, device=args.device, seed=args.seed)
+    config = shipped_recipe(args.arch, 3 if args.rgb else 1, device=args.device, seed=args.seed)
     if args.epochs:
         config.epochs = args.epochs
     if args.size:
         config.size = args.size
+        config.network_size = min(config.network_size or args.size, args.size)  # never upsample for the CNN
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    log = lambda message: print(message, file=sys.stderr, flush=True)
     crops, targets, groups, _ = load_labelled_cells(args.dataset, config.size, config.channels, list(HERLEV_CLASSES))
     log(f"{len(crops)} cells from {args.dataset}; training {config.arch} for {config.epochs} epochs")
     validation = None
@@ -159,7 +172,7 @@ def _train_run(args: argparse.Namespace) -> int:
     classifier = train_classifier(config, crops, targets, checkpoint_dir=out, resume=args.resume, log=log)
     if validation is not None:
         classifier.threshold = validation["threshold"]
-    meta = {"training": {"dataset": args.dataset, "cells": int(len(crops)), "epochs": config.epochs,
+    meta = {"training": {"dataset": args.dataset, "cells": len(crops), "epochs": config.epochs,
                          "seed": config.seed, "recipe": "napari-cervix train classifier"}}
     if validation is not None:
         meta["validation"] = {k: validation[k] for k in ("folds", "accuracy", "binary", "threshold", "confusion")}
@@ -174,6 +187,6 @@ COMMANDS = [
             _classify_arguments, _classify_run),
     Command("evaluate", "classifier", "score a cell classifier on labelled single cells (Herlev layout)",
             _evaluate_arguments, _evaluate_run),
-    Command("train", "classifier", "train a cell classifier (LD/ResNet, mask fusion, feature fusion)",
+    Command("train", "classifier", "train a cell classifier (LD/ResNet, mask fusion, feature fusion, descriptor boost)",
             _train_arguments, _train_run),
 ]

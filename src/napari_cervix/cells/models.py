@@ -22,11 +22,21 @@ from torch import nn
 
 
 class Standardize(nn.Module):
-    """Per-sample, per-channel zero mean / unit variance (robust to each source's intensity scale)."""
+    """Per-sample zero mean / unit variance (robust to each source's intensity scale).
+
+    ``per_channel=True`` standardizes every channel on its own; for color input that erases the stain's
+    hue (a pink and a blue cell look alike), so color models standardize all channels together
+    (``per_channel=False``), which keeps the channels' ratios.
+    """
+
+    def __init__(self, per_channel: bool = True):
+        super().__init__()
+        self.per_channel = per_channel
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(dim=(2, 3), keepdim=True)
-        std = x.std(dim=(2, 3), keepdim=True)
+        dims = (2, 3) if self.per_channel else (1, 2, 3)
+        mean = x.mean(dim=dims, keepdim=True)
+        std = x.std(dim=dims, keepdim=True)
         return (x - mean) / (std + 1e-4)
 
 
@@ -54,9 +64,9 @@ class BasicBlock(nn.Module):
 class ResNetTrunk(nn.Module):
     """Stem (stride 2) + stages of BasicBlocks; output stride 8 for three stages."""
 
-    def __init__(self, in_channels: int, widths=(32, 64, 128), blocks: int = 2):
+    def __init__(self, in_channels: int, widths=(32, 64, 128), blocks: int = 2, per_channel: bool = True):
         super().__init__()
-        self.standardize = Standardize()
+        self.standardize = Standardize(per_channel)
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, widths[0], 3, 2, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)
         )
@@ -81,11 +91,11 @@ class LDResNet(nn.Module):
     """
 
     def __init__(self, in_channels: int = 1, num_classes: int = 7, widths=(32, 64, 128), blocks: int = 2,
-                 channels_per_class: int = 16, dropout: float = 0.2):
+                 channels_per_class: int = 16, dropout: float = 0.2, per_channel: bool = True):
         super().__init__()
         self.num_classes = num_classes
         self.channels_per_class = channels_per_class
-        self.trunk = ResNetTrunk(in_channels, widths, blocks)
+        self.trunk = ResNetTrunk(in_channels, widths, blocks, per_channel)
         grouped = num_classes * channels_per_class
         self.group_conv = nn.Sequential(nn.Conv2d(self.trunk.out_channels, grouped, 1, bias=False),
                                         nn.BatchNorm2d(grouped), nn.ReLU(inplace=True))
@@ -140,10 +150,10 @@ class MaskFusionNet(nn.Module):
     """
 
     def __init__(self, in_channels: int = 1, num_classes: int = 3, widths=(32, 64, 128), mask_widths=(16, 32, 64),
-                 blocks: int = 2, dropout: float = 0.3):
+                 blocks: int = 2, dropout: float = 0.3, per_channel: bool = True):
         super().__init__()
         self.num_classes = num_classes
-        self.image_branch = ResNetTrunk(in_channels, widths, blocks)
+        self.image_branch = ResNetTrunk(in_channels, widths, blocks, per_channel)
         self.mask_branch = ResNetTrunk(2, mask_widths, 1)
         self.mask_branch.standardize = nn.Identity()  # masks are already 0/1
         fused = self.image_branch.out_channels + self.mask_branch.out_channels

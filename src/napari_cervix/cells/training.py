@@ -48,10 +48,43 @@ class TrainConfig:
     target_recall: float = 0.97  # binary threshold is chosen to reach this recall on validation folds
     fusion_hidden: int = 128
     fusion_alpha: float = 1e-2
+    network_size: int | None = None  # CNN input side when it differs from ``size`` (descriptor_boost: 96 of 128)
+    network_channels: int | None = None  # 1: a gray CNN beside color descriptors (descriptor_boost)
+    boost_iterations: int = 300  # descriptor_boost trees (scikit-learn HistGradientBoostingClassifier)
+    boost_learning_rate: float = 0.05
+    boost_leaves: int = 15
+    boost_max_features: float = 1.0
+    cnn_weight: float = 0.5  # descriptor_boost: P = w · P(CNN) + (1 − w) · P(trees)
     extra: dict = field(default_factory=dict)
 
+    @property
+    def needs_masks(self) -> bool:
+        return self.arch in ("mask_fusion", "descriptor_boost")
+
     def model_config(self) -> dict:
-        return {"widths": list(self.widths), "blocks": self.blocks, "channels_per_class": self.channels_per_class}
+        # Color models standardize the channels jointly so the stain's hue survives (see models.Standardize).
+        network_channels = self.network_channels or self.channels
+        config = {"widths": list(self.widths), "blocks": self.blocks, "channels_per_class": self.channels_per_class,
+                  "per_channel": network_channels == 1}
+        if self.arch == "descriptor_boost":
+            config.update(network_size=self.network_size or self.size, network_channels=network_channels,
+                          cnn_weight=self.cnn_weight,
+                          boost={"iterations": self.boost_iterations, "learning_rate": self.boost_learning_rate,
+                                 "leaves": self.boost_leaves, "max_features": self.boost_max_features})
+        return config
+
+
+def shipped_recipe(arch: str, channels: int = 1, **overrides) -> TrainConfig:
+    """The recipe the shipped classifier of ``arch`` was trained (and cross-validated) with.
+
+    descriptor_boost describes 128 px crops and keeps a gray 96 px LD/ResNet beside them even for color
+    input: on Herlev the color CNN added nothing the color descriptors did not already hold (README).
+    """
+    options: dict = {"arch": arch, "channels": channels, "epochs": 120 if arch == "ld_resnet" else 60}
+    if arch == "descriptor_boost":
+        options.update(size=128, network_size=96, network_channels=1, epochs=120)
+    options.update(overrides)
+    return TrainConfig(**options)
 
 
 def pick_device(name: str = "auto"):
@@ -97,11 +130,20 @@ def herlev_groups(names: list[str]) -> np.ndarray:
     return groups
 
 
-def load_labelled_cells(spec: str, size: int, channels: int, class_names: list[str]):
-    """(crops, targets, groups, names) of a class-folder dataset such as ``herlev:DIR``."""
+def labelled_samples(spec: str) -> list:
+    """The labelled single-cell samples of a class-folder dataset such as ``herlev:DIR``."""
     from ..io.datasets import load_dataset
 
-    samples = [s for s in load_dataset(spec) if s.label is not None]
+    return [s for s in load_dataset(spec) if s.label is not None]
+
+
+def load_labelled_cells(spec: str, size: int, channels: int, class_names: list[str], samples: list | None = None):
+    """(crops, targets, groups, names) of a class-folder dataset such as ``herlev:DIR``.
+
+    ``samples``: the dataset's :func:`labelled_samples` when the caller already loaded them.
+    """
+    if samples is None:
+        samples = labelled_samples(spec)
     unknown = sorted({s.label for s in samples} - set(class_names))
     if unknown:
         raise ValueError(f"{spec}: class folders {unknown} are not among the classifier's classes {class_names}")
@@ -157,14 +199,13 @@ def train_network(config: TrainConfig, crops: np.ndarray, targets: np.ndarray, *
     import torch.nn.functional as F
 
     from .augment import augment_batch
-    from .models import LDResNet, MaskFusionNet, ld_loss
+    from .classifier import build_network
+    from .models import ld_loss
 
     seed_everything(config.seed)
     device = pick_device(config.device)
-    if masks is not None:
-        model = MaskFusionNet(config.channels, n_classes, tuple(config.widths), blocks=config.blocks)
-    else:
-        model = LDResNet(config.channels, n_classes, tuple(config.widths), config.blocks, config.channels_per_class)
+    model = build_network("mask_fusion" if masks is not None else "ld_resnet", n_classes,
+                          config.network_channels or config.channels, config.model_config())
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = max(1, int(np.ceil(len(crops) / config.batch_size)))
@@ -187,7 +228,10 @@ def train_network(config: TrainConfig, crops: np.ndarray, targets: np.ndarray, *
         start_epoch = state["epoch"]
         log(f"resumed from {checkpoint} at epoch {start_epoch}")
 
-    x_all = torch.from_numpy(crops).to(device)
+    from .classifier import network_view
+
+    x_all = network_view(torch.from_numpy(crops), config.network_size or config.size,
+                         config.network_channels).to(device)
     y_all = torch.from_numpy(targets).to(device)
     m_all = torch.from_numpy(masks).to(device) if masks is not None else None
     weights = torch.from_numpy(_class_weights(targets, n_classes)).to(device) if masks is not None else None
@@ -201,7 +245,7 @@ def train_network(config: TrainConfig, crops: np.ndarray, targets: np.ndarray, *
             if len(index) < 2:
                 continue  # BatchNorm needs two samples
             x, m = augment_batch(x_all[index], None if m_all is None else m_all[index], generator=generator,
-                                 channel_gain=0.1 if config.channels == 3 else 0.0)
+                                 channel_gain=0.1 if x_all.shape[1] == 3 else 0.0)
             y = y_all[index]
             if m is not None:
                 loss = F.cross_entropy(model(x, m), y, weight=weights, label_smoothing=config.label_smoothing)
@@ -231,19 +275,45 @@ def train_network(config: TrainConfig, crops: np.ndarray, targets: np.ndarray, *
     return model.cpu()
 
 
+def fit_boosted_trees(config: TrainConfig, descriptors: np.ndarray, targets: np.ndarray):
+    """Gradient-boosted trees on cell descriptors, flattened for storage (see :mod:`.boosting`)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from .boosting import trees_from_sklearn
+
+    model = HistGradientBoostingClassifier(max_iter=config.boost_iterations, learning_rate=config.boost_learning_rate,
+                                           max_leaf_nodes=config.boost_leaves, max_features=config.boost_max_features,
+                                           early_stopping=False, random_state=config.seed)
+    model.fit(descriptors, targets)
+    if list(model.classes_) != list(range(int(targets.max()) + 1)):
+        raise ValueError("every class needs training cells for the boosted trees")
+    return trees_from_sklearn(model)
+
+
 def train_classifier(config: TrainConfig, crops: np.ndarray, targets: np.ndarray, *, mask_fn=None,
-                     checkpoint_dir: Path | None = None, resume: bool = False,
+                     checkpoint_dir: Path | None = None, resume: bool = False, network=None,
                      log: Callable[[str], None] = print) -> CellClassifier:
-    """Train ``config.arch`` on crops with Herlev class indices; returns a ready :class:`CellClassifier`."""
+    """Train ``config.arch`` on crops with Herlev class indices; returns a ready :class:`CellClassifier`.
+
+    ``network``: an already trained CNN of the same recipe to reuse instead of training one (descriptor_boost
+    and feature_fusion fit only their own parts on top of it).
+    """
     if config.arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {config.arch!r}; choose one of {sorted(ARCHITECTURES)}")
     out_names, class_map, abnormal_classes = output_space(config.arch)
     out_targets = class_map[targets] if class_map is not None else targets
     ckpt = Path(checkpoint_dir) / f"{config.arch}.ckpt" if checkpoint_dir else None
     masks = masks_for_crops(crops, mask_fn) if config.arch == "mask_fusion" else None
-    network = train_network(config, crops, out_targets, masks=masks, n_classes=len(out_names), checkpoint=ckpt,
-                            resume=resume, log=log)
-    head = None
+    if network is None:
+        network = train_network(config, crops, out_targets, masks=masks, n_classes=len(out_names), checkpoint=ckpt,
+                                resume=resume, log=log)
+    head = boost = None
+    if config.arch == "descriptor_boost":
+        from .classifier import onehot_to_semantic
+        from .descriptors import crop_descriptors
+
+        semantic = onehot_to_semantic(masks_for_crops(crops, mask_fn))
+        boost = fit_boosted_trees(config, crop_descriptors(crops, semantic), out_targets)
     if config.arch == "feature_fusion":
         from .fusion_features import fit_fusion_head
 
@@ -253,9 +323,9 @@ def train_classifier(config: TrainConfig, crops: np.ndarray, targets: np.ndarray
         head = fit_fusion_head(deep, crops.mean(axis=1), out_targets, seed=config.seed,
                                hidden=config.fusion_hidden, alpha=config.fusion_alpha)
     return CellClassifier(config.arch, network, out_names, abnormal_classes, size=config.size,
-                          channels=config.channels, tta=config.tta, fusion_head=head,
+                          channels=config.channels, tta=config.tta, fusion_head=head, boost=boost,
                           model_config=config.model_config(),
-                          mask_source="otsu" if config.arch == "mask_fusion" and mask_fn is None else None)
+                          mask_source="otsu" if config.needs_masks and mask_fn is None else None)
 
 
 # -------------------------------------------------------------------------------- cross-validation
