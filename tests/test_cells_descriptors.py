@@ -206,3 +206,21 @@ def test_default_is_chosen_by_input_color(tmp_path, monkeypatch):
     with_nuclei = classify_cells(image, cells, nuclei)
     assert with_nuclei["nucleus_area"].iloc[0] > 0
     np.testing.assert_allclose(with_nuclei["p_reviewable"], table["p_reviewable"], atol=1e-6)
+
+    # evaluate follows the dataset's color the same way
+    import imageio.v3 as iio
+
+    from napari_cervix.cells.commands import evaluate_classifier
+    from napari_cervix.classes import HERLEV_CLASSES
+
+    for kind in ("rgb", "gray"):
+        root = tmp_path / f"herlev-{kind}"
+        for k, name in enumerate(HERLEV_CLASSES):
+            (root / name).mkdir(parents=True)
+            cell = (color_cell(k, k).transpose(1, 2, 0) * 255).astype(np.uint8)
+            if kind == "gray":
+                cell = np.repeat(cell.mean(-1, keepdims=True).astype(np.uint8), 3, axis=-1)  # gray saved as RGB
+            iio.imwrite(root / name / f"1{k}-2{k}-001.png", cell)
+        picked.clear()
+        result = evaluate_classifier("default", f"herlev:{root}")
+        assert picked == [kind] and result["cells"] == 7
