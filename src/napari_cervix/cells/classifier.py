@@ -1,7 +1,8 @@
-"""A trained cell classifier: network (+ fusion head), its classes, input recipe and decision threshold.
+"""A trained cell classifier: network (+ fusion head or trees), its classes, input recipe and decision threshold.
 
 :class:`CellClassifier` is what every caller uses (classify_cells, the CLI, the widget, CV). It is saved
-as one safetensors file — the CNN's state dict, the feature-fusion arrays under ``fusion.*`` — with JSON
+as one safetensors file — the CNN's state dict, the feature-fusion arrays under ``fusion.*``, the
+descriptor_boost trees under ``boost.*`` — with JSON
 metadata (registry task ``"classifier"``) holding everything needed to rebuild and use it: architecture,
 layer sizes, output classes, which of them are abnormal ("reviewable"), input size/channels, the binary
 threshold chosen on validation folds, and the cross-validated figures.
