@@ -31,12 +31,16 @@ def check_image(image, *, name: str = "image", min_size: int = 2) -> tuple[int, 
     return shape[0], shape[1], channels
 
 
+#: ITU-R 601 luminance weights of R, G, B: the one RGB → gray conversion (numpy here, torch in the classifiers).
+LUMINANCE = (0.299, 0.587, 0.114)
+
+
 def to_gray(image: np.ndarray) -> np.ndarray:
     """Luminance of an RGB(A) array (ITU-R 601 weights); 2-D input is returned unchanged."""
     image = np.asarray(image)
     if image.ndim == 3:
         rgb = image[..., :3].astype(np.float32)
-        return rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+        return rgb @ np.array(LUMINANCE, np.float32)
     return image
 
 

@@ -20,10 +20,8 @@ ARCHITECTURES = {
     "descriptor_boost": "cell descriptors (stain color, N/C geometry, texture) in gradient-boosted trees, "
                         "averaged with an LD/ResNet",
 }
-
-
-#: RGB → gray weights, the same as imaging.to_gray (what the gray networks were trained on).
-LUMINANCE = (0.299, 0.587, 0.114)
+#: Architectures that need a nucleus/cytoplasm mask per crop.
+MASK_ARCHITECTURES = ("mask_fusion", "descriptor_boost")
 
 
 def abnormal_probability(proba: np.ndarray, abnormal_mask: np.ndarray) -> np.ndarray:
@@ -58,7 +56,16 @@ class CellClassifier:
 
     @property
     def needs_masks(self) -> bool:
-        return self.arch in ("mask_fusion", "descriptor_boost")
+        return self.arch in MASK_ARCHITECTURES
+
+    @property
+    def uses_given_nuclei(self) -> bool:
+        """Whether known nuclei may replace the mask source it was trained with.
+
+        Descriptor models measure the nucleus the way they were trained to, so the N/C ratio and nucleus
+        color mean the same at inference as in training.
+        """
+        return self.arch != "descriptor_boost"
 
     @property
     def network_size(self) -> int:
@@ -180,6 +187,8 @@ def network_view(x, size: int, channels: int | None = None):
     (``channels`` = 1), resized by area averaging to its input side; unchanged where they already match."""
     import torch
     import torch.nn.functional as F
+
+    from ..imaging import LUMINANCE
 
     if channels == 1 and x.shape[1] == 3:
         weights = torch.tensor(LUMINANCE, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)

@@ -95,9 +95,8 @@ def classify_cells_steps(image, cells, nuclei=None, model="default", *, isolate:
     yield Progress(0, total)
     layers = _cell_layers(cells, tuple(np.asarray(image).shape[:2]))
     mask_fn = mask_fn or default_mask_fn(classifier)
-    # Descriptor models measure the nucleus the way they were trained to (their mask source), so the
-    # N/C ratio and nucleus color mean the same at inference; given nuclei still shape the table's columns.
-    crop_nuclei = None if classifier.arch == "descriptor_boost" else nuclei
+    # Given nuclei always shape the table's columns; the crops' masks use them only where the model allows.
+    crop_nuclei = nuclei if classifier.uses_given_nuclei else None
     proba = np.zeros((total, len(classifier.classes)), np.float32)
     for start in range(0, total, BATCH):
         part = table.iloc[start:start + BATCH]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .classifier import ARCHITECTURES, CellClassifier, abnormal_probability
+from .classifier import ARCHITECTURES, MASK_ARCHITECTURES, CellClassifier, abnormal_probability
 from .crops import otsu_semantic_mask, resize_square, semantic_to_onehot, to_channels
 
 
@@ -59,7 +59,7 @@ class TrainConfig:
 
     @property
     def needs_masks(self) -> bool:
-        return self.arch in ("mask_fusion", "descriptor_boost")
+        return self.arch in MASK_ARCHITECTURES
 
     def model_config(self) -> dict:
         # Color models standardize the channels jointly so the stain's hue survives (see models.Standardize).
