@@ -64,18 +64,14 @@ def summarize(name: str, samples, seconds: float) -> dict:
         if s.cells is not None and s.nuclei is not None and len(s.cells)
     ]
     empty_cells = sum(
-        int((s.cells.reshape(len(s.cells), -1).sum(1) == 0).sum())
-        for s in samples
-        if s.cells is not None
+        int((s.cells.reshape(len(s.cells), -1).sum(1) == 0).sum()) for s in samples if s.cells is not None
     )
     train, val = split_samples(samples)
     return {
         "set": name,
         "images": len(samples),
         "cells": sum(cells) if cells else "-",
-        "shapes": ", ".join(
-            f"{k} ({v})" if len(shapes) > 1 else k for k, v in shapes.most_common()
-        ),
+        "shapes": ", ".join(f"{k} ({v})" if len(shapes) > 1 else k for k, v in shapes.most_common()),
         "cells/img min/mean/max": _range(cells),
         "nucleus px %": f"{100 * np.mean(nucleus_fraction):.2f}" if nucleus_fraction else "-",
         "nuc in cell %": f"{100 * np.mean(inside):.1f}" if inside else "-",
@@ -112,9 +108,7 @@ def compare(what: str, reference, other) -> str:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    data_dir = (
-        Path(argv[0]) if argv else Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-    )
+    data_dir = Path(argv[0]) if argv else Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
     data_dir = data_dir.resolve()
     if not data_dir.is_dir():
         print(f"data folder not found: {data_dir}", file=sys.stderr)

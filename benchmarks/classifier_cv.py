@@ -10,6 +10,7 @@
 predictions to reach ``--target-recall``, so recall and specificity are not tuned on the cells they score.
 The mask-fusion model predicts Bethesda groups: its accuracy column is 3-class (benign/L-SIL/H-SIL).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,10 @@ def _row(name: str, summary: dict) -> str:
     binary = summary["binary"]
     accuracy = summary["accuracy"]
     kind = "3-class" if len(summary.get("classes", [])) == 3 else "7-class"
-    return (f"{name:<48}{accuracy:>10.3f} ({kind}){binary['recall_abnormal']:>10.3f}{binary['specificity']:>10.3f}"
-            f"{binary['auc']:>8.3f}{summary['threshold']:>10.3f}")
+    return (
+        f"{name:<48}{accuracy:>10.3f} ({kind}){binary['recall_abnormal']:>10.3f}{binary['specificity']:>10.3f}"
+        f"{binary['auc']:>8.3f}{summary['threshold']:>10.3f}"
+    )
 
 
 HEADER = f"{'classifier':<48}{'accuracy':>20}{'recall':>10}{'spec.':>10}{'AUC':>8}{'threshold':>10}"

@@ -7,6 +7,7 @@ Both run in this one process on the same field from :func:`napari_cervix.synth.g
 timed on ``--loop-cells`` cells (one ``regionprops_table`` call per cell on its bounding box, with the
 equivalent properties) and reported per cell, because looping over all 10 000 takes minutes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,17 @@ def regionprops_loop(image, cells, nuclei, labels) -> int:
     from skimage.measure import regionprops_table
 
     boxes = ndi.find_objects(cells)
-    properties = ("area", "perimeter", "eccentricity", "solidity", "axis_major_length", "axis_minor_length",
-                  "intensity_mean", "intensity_min", "intensity_max")
+    properties = (
+        "area",
+        "perimeter",
+        "eccentricity",
+        "solidity",
+        "axis_major_length",
+        "axis_minor_length",
+        "intensity_mean",
+        "intensity_min",
+        "intensity_max",
+    )
     for label in labels:
         box = boxes[label - 1]
         if box is None:

@@ -10,6 +10,7 @@ weights produce up to ``max_detections`` junk boxes; the full and stock models a
 100-detection cap as the shipped model. Training steps use batch 2 of composited 512² fields.
 Prints a JSON object; the issue's bar is lite ≤ 3 s per image on 2 cores.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,7 @@ def time_inference(detector, image, repeats: int) -> dict:
         result = segment_instances(image, detector, score_threshold=0.05)
         times.append(time.perf_counter() - start)
         counts.append(len(result) + len(result.nuclei))
-    return {"s_per_image": statistics.median(times), "runs": [round(t, 3) for t in times],
-            "detections": counts[-1]}
+    return {"s_per_image": statistics.median(times), "runs": [round(t, 3) for t in times], "detections": counts[-1]}
 
 
 def time_training(preset: str, steps: int, source) -> dict:
@@ -65,8 +65,9 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--train-steps", type=int, default=0,
-                        help="also time this many training steps per model (full: ~1 min each)")
+    parser.add_argument(
+        "--train-steps", type=int, default=0, help="also time this many training steps per model (full: ~1 min each)"
+    )
     parser.add_argument("--models", default="lite,full,stock")
     args = parser.parse_args(argv)
 
@@ -79,9 +80,13 @@ def main(argv=None) -> dict:
 
     torch.set_num_threads(args.threads)
     sample = generate_smear((512, 512), n_cells=8, seed=42)
-    report = {"threads": args.threads, "cpu": platform.processor() or platform.machine(),
-              "torch": torch.__version__, "image": "generate_smear((512, 512), n_cells=8, seed=42)",
-              "models": {}}
+    report = {
+        "threads": args.threads,
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "image": "generate_smear((512, 512), n_cells=8, seed=42)",
+        "models": {},
+    }
     source = FieldSource([generate_smear((512, 512), n_cells=(4, 8), seed=s) for s in range(4)])
     for name in args.models.split(","):
         if name == "lite":
@@ -92,8 +97,11 @@ def main(argv=None) -> dict:
                 detector, weights = new_detector("lite"), "random"
         else:
             detector, weights = new_detector(name), "random"
-        entry = {"weights": weights, "parameters_M": round(detector.num_parameters / 1e6, 2),
-                 **time_inference(detector, sample.image, args.repeats)}
+        entry = {
+            "weights": weights,
+            "parameters_M": round(detector.num_parameters / 1e6, 2),
+            **time_inference(detector, sample.image, args.repeats),
+        }
         if args.train_steps:
             entry.update(time_training(name, args.train_steps, source))
         report["models"][name] = entry

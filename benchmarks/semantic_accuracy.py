@@ -6,6 +6,7 @@ Each model is scored on the images its own metadata lists as validation (never t
 ISBI 2014 synthetic (full ground truth) and real EDF frames (nucleus ground truth only, so only the
 nucleus columns are meaningful there). Same code path as ``napari-cervix evaluate semantic``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,10 @@ def main() -> None:
                 dice = f"{d['background']:.3f} / {d['cytoplasm']:.3f} / {d['nucleus']:.3f}"
                 cells = f"{r['MPA']:.3f} | {r['mIoU']:.3f} | {dice}"
             name = entry.name + (" (default)" if entry.default else "")
-            print(f"| {name} | {label} ({r['n_images']}) | {cells} | {r['precision']['nucleus']:.3f} | "
-                  f"{r['recall']['nucleus']:.3f} |")
+            print(
+                f"| {name} | {label} ({r['n_images']}) | {cells} | {r['precision']['nucleus']:.3f} | "
+                f"{r['recall']['nucleus']:.3f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ peak memory, and achieved FLOP/s as a fraction of this machine's measured matmul
 Each (model, size) runs in a fresh subprocess so its peak resident memory is its own. The network's
 FLOPs are counted with torch's FlopCounterMode on one tile and multiplied by the number of tiles.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,15 @@ def one(model: str, size: int, threads: int, tile: int, precision: str = "auto")
         loaded.network(torch.zeros(1, 1, tile, tile))
     tiles = len(tile_grid(image.shape, tile, 64))
     flops = counter.get_total_flops() * tiles
-    return {"model": model, "size": size, "seconds": seconds, "mp_per_s": size * size / 1e6 / seconds,
-            "gflop_per_s": flops / seconds / 1e9, "peak_mb": peak_mb, "rss_before_mb": rss_before / 1024}
+    return {
+        "model": model,
+        "size": size,
+        "seconds": seconds,
+        "mp_per_s": size * size / 1e6 / seconds,
+        "gflop_per_s": flops / seconds / 1e9,
+        "peak_mb": peak_mb,
+        "rss_before_mb": rss_before / 1024,
+    }
 
 
 def main() -> None:
@@ -68,7 +76,6 @@ def main() -> None:
         print(json.dumps(one(args.one[0], int(args.one[1]), args.threads, args.tile, args.precision)))
         return
     from napari_cervix.registry import list_models
-
     from napari_cervix.semantic.inference import native_bfloat16
 
     models = args.models or [e.name for e in list_models("semantic")]
@@ -78,17 +85,36 @@ def main() -> None:
     rows = []
     for model in models:
         for size in args.sizes:
-            out = subprocess.run([sys.executable, __file__, "--one", model, str(size), "--threads", str(args.threads),
-                                  "--tile", str(args.tile), "--precision", precision],
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    model,
+                    str(size),
+                    "--threads",
+                    str(args.threads),
+                    "--tile",
+                    str(args.tile),
+                    "--precision",
+                    precision,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print(f"\nCPU, {args.threads} threads, tile {args.tile}, network in {precision}; "
-          f"measured {precision} matmul: {peak / 1e9:.1f} GFLOP/s\n")
+    print(
+        f"\nCPU, {args.threads} threads, tile {args.tile}, network in {precision}; "
+        f"measured {precision} matmul: {peak / 1e9:.1f} GFLOP/s\n"
+    )
     print("| model | image | seconds | MP/s | GFLOP/s | of matmul | peak RSS MB |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r['model']} | {r['size']}² | {r['seconds']:.1f} | {r['mp_per_s']:.2f} | {r['gflop_per_s']:.1f} | "
-              f"{r['gflop_per_s'] * 1e9 / peak:.0%} | {r['peak_mb']:.0f} |")
+        print(
+            f"| {r['model']} | {r['size']}² | {r['seconds']:.1f} | {r['mp_per_s']:.2f} | {r['gflop_per_s']:.1f} | "
+            f"{r['gflop_per_s'] * 1e9 / peak:.0%} | {r['peak_mb']:.0f} |"
+        )
 
 
 if __name__ == "__main__":

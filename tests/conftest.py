@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+
 # Import torch's compiler stack (and the LLVM that triton bundles) before any napari viewer opens an
 # OpenGL context: loading it afterwards segfaults (Mesa's llvmpipe has its own LLVM; see
 # napari_cervix._compat, which guards users' sessions and has its own test in test_compat.py).
@@ -17,8 +18,14 @@ def tiny_semantic_weights(tmp_path_factory):
     torch.manual_seed(0)
     net = build_model("2se-unet", width=4)
     path = tmp_path_factory.mktemp("weights") / "tiny-semantic.safetensors"
-    meta = {"task": "semantic", "architecture": "2se-unet", "arch_options": {"width": 4}, "in_channels": 1,
-            "classes": ["background", "cytoplasm", "nucleus"], "divisor": 32}
+    meta = {
+        "task": "semantic",
+        "architecture": "2se-unet",
+        "arch_options": {"width": 4},
+        "in_channels": 1,
+        "classes": ["background", "cytoplasm", "nucleus"],
+        "divisor": 32,
+    }
     save_weights(net.state_dict(), path, meta)
     return str(path)
 

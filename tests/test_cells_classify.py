@@ -1,4 +1,5 @@
 """Classifiers: LD loss, training, save/load, feature-fusion arrays, classify_cells, CLI, shipped weights."""
+
 import json
 
 import numpy as np
@@ -37,8 +38,18 @@ def cell_image(klass: int, seed: int, size: int = SIZE) -> np.ndarray:
 
 
 def tiny_config(arch: str, **overrides) -> TrainConfig:
-    options = dict(arch=arch, size=SIZE, widths=(4, 8, 16), blocks=1, channels_per_class=2, epochs=3,
-                   batch_size=16, tta=2, device="cpu", checkpoint_minutes=0.0)
+    options = dict(
+        arch=arch,
+        size=SIZE,
+        widths=(4, 8, 16),
+        blocks=1,
+        channels_per_class=2,
+        epochs=3,
+        batch_size=16,
+        tta=2,
+        device="cpu",
+        checkpoint_minutes=0.0,
+    )
     options.update(overrides)
     return TrainConfig(**options)
 
@@ -129,8 +140,9 @@ def test_trained_classifier_round_trips_through_safetensors(tiny_model_file, cro
 def test_training_learns_the_cue(crops_and_targets):
     """Enough epochs on an easy cue (nucleus size) must beat chance clearly on the training cells."""
     crops, targets = crops_and_targets
-    classifier = train_classifier(tiny_config("ld_resnet", epochs=40, beta=0.0, lr=5e-3), crops, targets,
-                                  log=lambda m: None)
+    classifier = train_classifier(
+        tiny_config("ld_resnet", epochs=40, beta=0.0, lr=5e-3), crops, targets, log=lambda m: None
+    )
     accuracy = (classifier.predict_proba(crops).argmax(1) == targets).mean()
     assert accuracy > 0.4  # chance is 1/7
 
@@ -170,8 +182,9 @@ def test_resume_continues_from_the_checkpoint(crops_and_targets, tmp_path):
     train_classifier(tiny_config("ld_resnet", epochs=2), crops, targets, checkpoint_dir=tmp_path, log=logs.append)
     assert (tmp_path / "ld_resnet.ckpt").exists()
     resumed = []
-    train_classifier(tiny_config("ld_resnet", epochs=2), crops, targets, checkpoint_dir=tmp_path, resume=True,
-                     log=resumed.append)
+    train_classifier(
+        tiny_config("ld_resnet", epochs=2), crops, targets, checkpoint_dir=tmp_path, resume=True, log=resumed.append
+    )
     assert any("resumed" in m and "epoch 2" in m for m in resumed)
     assert not any(m.startswith("epoch") for m in resumed)  # nothing left to train
     with pytest.raises(ValueError, match="2-epoch run"):
@@ -273,8 +286,12 @@ def test_shipped_classifiers_are_registered_and_load():
     from napari_cervix.registry import default_model, fetch_weights, list_models, read_metadata
 
     entries = {e.name: e for e in list_models("classifier")}
-    assert {e.architecture for e in entries.values()} == {"ld_resnet", "mask_fusion", "feature_fusion",
-                                                          "descriptor_boost"}
+    assert {e.architecture for e in entries.values()} == {
+        "ld_resnet",
+        "mask_fusion",
+        "feature_fusion",
+        "descriptor_boost",
+    }
     # one default per kind of input, each trained for the input it meets
     assert default_model("classifier", "gray").architecture == "ld_resnet"
     assert default_model("classifier", "rgb").architecture == "descriptor_boost"
@@ -316,28 +333,72 @@ def test_cli_classify_evaluate_train(tiny_model_file, tmp_path, capsys):
     np.save(tmp_path / "cells.npy", cells)
     np.save(tmp_path / "nuclei.npy", nuclei)
     out = tmp_path / "table.csv"
-    assert main(["classify", "--image", str(tmp_path / "image.npy"), "--cells", str(tmp_path / "cells.npy"),
-                 "--nuclei", str(tmp_path / "nuclei.npy"), "--model", str(tiny_model_file), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "classify",
+                "--image",
+                str(tmp_path / "image.npy"),
+                "--cells",
+                str(tmp_path / "cells.npy"),
+                "--nuclei",
+                str(tmp_path / "nuclei.npy"),
+                "--model",
+                str(tiny_model_file),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert list(pd.read_csv(out)["label"]) == [1, 2, 3, 4]
 
     dataset = herlev_folder(tmp_path / "herlev")
     capsys.readouterr()
-    assert main(["evaluate", "classifier", "--model", str(tiny_model_file), "--dataset", f"herlev:{dataset}",
-                 "--json"]) == 0
+    assert (
+        main(["evaluate", "classifier", "--model", str(tiny_model_file), "--dataset", f"herlev:{dataset}", "--json"])
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert set(result["binary"]) == {"recall_abnormal", "specificity", "accuracy", "auc"}
     assert 0 <= result["accuracy_7class"] <= 1 and np.array(result["confusion"]).sum() == 14
 
     model_dir = tmp_path / "trained"
-    args = ["train", "classifier", "--arch", "ld_resnet", "--dataset", f"herlev:{dataset}", "--out", str(model_dir),
-            "--epochs", "1", "--size", "32", "--device", "cpu"]
+    args = [
+        "train",
+        "classifier",
+        "--arch",
+        "ld_resnet",
+        "--dataset",
+        f"herlev:{dataset}",
+        "--out",
+        str(model_dir),
+        "--epochs",
+        "1",
+        "--size",
+        "32",
+        "--device",
+        "cpu",
+    ]
     assert main(args) == 0
     trained = load_classifier(model_dir / "ld_resnet.safetensors")
     assert trained.size == 32 and trained.metadata["training"]["epochs"] == 1
     assert main(args + ["--resume"]) == 0
 
-    assert main(["classify", "--image", str(tmp_path / "missing.npy"), "--cells", str(tmp_path / "cells.npy"),
-                 "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "classify",
+                "--image",
+                str(tmp_path / "missing.npy"),
+                "--cells",
+                str(tmp_path / "cells.npy"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "not found" in capsys.readouterr().err
 
 

@@ -1,4 +1,5 @@
 """Cell descriptors, boosted trees stored as arrays, the descriptor_boost classifier, color-aware defaults."""
+
 import json
 
 import numpy as np
@@ -131,9 +132,22 @@ def color_training_set():
 
 
 def boost_config(**overrides) -> TrainConfig:
-    options = dict(arch="descriptor_boost", size=SIZE, network_size=24, channels=3, widths=(4, 8, 16), blocks=1,
-                   channels_per_class=2, epochs=2, batch_size=16, tta=2, device="cpu", checkpoint_minutes=0.0,
-                   boost_iterations=30, boost_learning_rate=0.3)
+    options = dict(
+        arch="descriptor_boost",
+        size=SIZE,
+        network_size=24,
+        channels=3,
+        widths=(4, 8, 16),
+        blocks=1,
+        channels_per_class=2,
+        epochs=2,
+        batch_size=16,
+        tta=2,
+        device="cpu",
+        checkpoint_minutes=0.0,
+        boost_iterations=30,
+        boost_learning_rate=0.3,
+    )
     options.update(overrides)
     return TrainConfig(**options)
 
@@ -150,8 +164,9 @@ def test_descriptor_boost_trains_saves_and_loads(color_training_set, tmp_path):
     assert proba.shape == (len(crops), 7)
     np.testing.assert_allclose(proba.sum(1), 1, atol=1e-5)
     # the trees alone separate this easy set: nucleus size and stain are both in the descriptors
-    trees_only = train_classifier(boost_config(network_channels=1, cnn_weight=0.0), crops, targets,
-                                  network=classifier.network, log=lambda m: None)
+    trees_only = train_classifier(
+        boost_config(network_channels=1, cnn_weight=0.0), crops, targets, network=classifier.network, log=lambda m: None
+    )
     assert (trees_only.predict_proba(crops).argmax(1) == targets).mean() > 0.9
     path = tmp_path / "boost.safetensors"
     classifier.save(path)
@@ -169,8 +184,9 @@ def test_default_is_chosen_by_input_color(tmp_path, monkeypatch):
 
     crops = np.stack([color_cell(k, k) for k in range(7)])
     color = train_classifier(boost_config(epochs=1), crops, np.arange(7), log=lambda m: None)
-    gray = train_classifier(boost_config(epochs=1, channels=1), crops.mean(1, keepdims=True), np.arange(7),
-                            log=lambda m: None)
+    gray = train_classifier(
+        boost_config(epochs=1, channels=1), crops.mean(1, keepdims=True), np.arange(7), log=lambda m: None
+    )
     monkeypatch.setattr(registry, "weights_dir", lambda: tmp_path)
     (tmp_path / registry.REGISTRY_FILE).write_text(json.dumps({"models": []}))
     color.save(tmp_path / "c.safetensors")

@@ -1,4 +1,5 @@
 """measure_cells: definitions against scikit-image, the nucleus rules, overlapping cells, bad input."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,8 +24,9 @@ def field(seed=0, size=200, n=25):
     nuclei = np.zeros((size, size), bool)
     for label in range(1, n + 1):
         cy, cx = rng.integers(0, size, 2)
-        rr, cc = ellipse(cy, cx, rng.integers(4, 22), rng.integers(4, 22), shape=cells.shape,
-                         rotation=rng.uniform(0, np.pi))
+        rr, cc = ellipse(
+            cy, cx, rng.integers(4, 22), rng.integers(4, 22), shape=cells.shape, rotation=rng.uniform(0, np.pi)
+        )
         cells[rr, cc] = label
         rr, cc = disk((cy, cx), 3, shape=cells.shape)
         nuclei[rr, cc] = True
@@ -35,18 +37,47 @@ def field(seed=0, size=200, n=25):
 def test_shapes_and_intensities_match_regionprops():
     image, cells, nuclei = field()
     table = measure_cells(image, cells, nuclei)
-    ref = pd.DataFrame(regionprops_table(cells, image, properties=(
-        "label", "area", "perimeter", "eccentricity", "axis_major_length", "axis_minor_length", "solidity",
-        "intensity_mean", "intensity_min", "intensity_max", "centroid", "bbox")))
+    ref = pd.DataFrame(
+        regionprops_table(
+            cells,
+            image,
+            properties=(
+                "label",
+                "area",
+                "perimeter",
+                "eccentricity",
+                "axis_major_length",
+                "axis_minor_length",
+                "solidity",
+                "intensity_mean",
+                "intensity_min",
+                "intensity_max",
+                "centroid",
+                "bbox",
+            ),
+        )
+    )
     assert list(table["label"]) == list(ref["label"])
-    pairs = {"cell_area": "area", "cell_perimeter": "perimeter", "cell_eccentricity": "eccentricity",
-             "cell_major_axis": "axis_major_length", "cell_minor_axis": "axis_minor_length",
-             "cell_intensity_mean": "intensity_mean", "cell_intensity_min": "intensity_min",
-             "cell_intensity_max": "intensity_max", "centroid_y": "centroid-0", "centroid_x": "centroid-1",
-             "bbox_y0": "bbox-0", "bbox_x0": "bbox-1", "bbox_y1": "bbox-2", "bbox_x1": "bbox-3"}
+    pairs = {
+        "cell_area": "area",
+        "cell_perimeter": "perimeter",
+        "cell_eccentricity": "eccentricity",
+        "cell_major_axis": "axis_major_length",
+        "cell_minor_axis": "axis_minor_length",
+        "cell_intensity_mean": "intensity_mean",
+        "cell_intensity_min": "intensity_min",
+        "cell_intensity_max": "intensity_max",
+        "centroid_y": "centroid-0",
+        "centroid_x": "centroid-1",
+        "bbox_y0": "bbox-0",
+        "bbox_x0": "bbox-1",
+        "bbox_y1": "bbox-2",
+        "bbox_x1": "bbox-3",
+    }
     for ours, theirs in pairs.items():
-        np.testing.assert_allclose(table[ours].to_numpy(float), ref[theirs].to_numpy(float), rtol=1e-5, atol=1e-5,
-                                   err_msg=ours)
+        np.testing.assert_allclose(
+            table[ours].to_numpy(float), ref[theirs].to_numpy(float), rtol=1e-5, atol=1e-5, err_msg=ours
+        )
     # Our solidity counts pixel centres in the hull of pixel centres: never above 1, never below skimage's.
     assert (table["cell_solidity"] <= 1 + 1e-9).all()
     assert (table["cell_solidity"] >= ref["solidity"] - 1e-9).all()
@@ -140,8 +171,11 @@ def test_nan_pixels_one_pixel_and_border_cells():
 def test_rgb_image_is_measured_on_luminance():
     image, cells, nuclei = field(2)
     rgb = np.stack([image, image, image], axis=-1)
-    np.testing.assert_allclose(measure_cells(rgb, cells, nuclei)["cell_intensity_mean"],
-                               measure_cells(image, cells, nuclei)["cell_intensity_mean"], rtol=1e-5)
+    np.testing.assert_allclose(
+        measure_cells(rgb, cells, nuclei)["cell_intensity_mean"],
+        measure_cells(image, cells, nuclei)["cell_intensity_mean"],
+        rtol=1e-5,
+    )
 
 
 def test_bad_input_gives_clear_messages():

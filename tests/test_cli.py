@@ -27,8 +27,24 @@ def test_parser_has_the_semantic_tasks():
 def test_segment_semantic_writes_label_images(tmp_path, tiny_semantic_weights, capsys):
     image = generate_smear(shape=(96, 128), n_cells=(1, 3), cell_radius=(15, 30), seed=1).image
     tifffile.imwrite(tmp_path / "a.tif", image)
-    assert main(["segment", "semantic", str(tmp_path / "a.tif"), "--out", str(tmp_path / "out"),
-                 "--model", tiny_semantic_weights, "--tile-size", "64", "--overlap", "16"]) == 0
+    assert (
+        main(
+            [
+                "segment",
+                "semantic",
+                str(tmp_path / "a.tif"),
+                "--out",
+                str(tmp_path / "out"),
+                "--model",
+                tiny_semantic_weights,
+                "--tile-size",
+                "64",
+                "--overlap",
+                "16",
+            ]
+        )
+        == 0
+    )
     labels = tifffile.imread(tmp_path / "out" / "a_semantic.tif")
     assert labels.shape == image.shape and labels.dtype == np.uint8 and labels.max() <= 2
 
@@ -39,8 +55,22 @@ def test_evaluate_semantic_prints_the_documented_json(tmp_path, tiny_semantic_we
         s.name = f"img{i}"
     write_coco(samples, tmp_path / "set.json")
     capsys.readouterr()
-    assert main(["evaluate", "semantic", "--model", tiny_semantic_weights, "--dataset",
-                 f"coco:{tmp_path / 'set.json'}", "--split", "all", "--json"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "semantic",
+                "--model",
+                tiny_semantic_weights,
+                "--dataset",
+                f"coco:{tmp_path / 'set.json'}",
+                "--split",
+                "all",
+                "--json",
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert {"MPA", "mIoU", "dice", "precision", "recall"} <= set(result)
     assert set(result["dice"]) == {"background", "cytoplasm", "nucleus"}
@@ -59,9 +89,26 @@ def test_train_semantic_runs_and_resumes(tmp_path, capsys):
     for i, s in enumerate(samples):
         s.name = f"s{i}"
     write_coco(samples, tmp_path / "train.json")
-    common = ["train", "semantic", "--arch", "2se-unet", "--arch-options", '{"width": 4}', "--dataset",
-              f"coco:{tmp_path / 'train.json'}", "--out", str(tmp_path / "run"), "--batch-size", "2", "--crop", "64",
-              "--val-every", "2", "--workers", "0"]
+    common = [
+        "train",
+        "semantic",
+        "--arch",
+        "2se-unet",
+        "--arch-options",
+        '{"width": 4}',
+        "--dataset",
+        f"coco:{tmp_path / 'train.json'}",
+        "--out",
+        str(tmp_path / "run"),
+        "--batch-size",
+        "2",
+        "--crop",
+        "64",
+        "--val-every",
+        "2",
+        "--workers",
+        "0",
+    ]
     assert main(common + ["--steps", "2"]) == 0
     assert (tmp_path / "run" / "best.safetensors").exists() and (tmp_path / "run" / "last.pt").exists()
     assert main(common + ["--steps", "4", "--resume"]) == 0

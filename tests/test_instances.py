@@ -1,5 +1,6 @@
 """Instance segmentation without mmdet: results, overlap rules, tile merging, compositing augmentation,
 layers, and the import-light contract. The network-dependent tests are in test_instances_mmdet.py."""
+
 import subprocess
 import sys
 
@@ -32,14 +33,22 @@ def make_result(cells, nuclei, scores=None):
     cells = np.array(cells, bool)
     nuclei = np.array(nuclei, bool).reshape(-1, *cells.shape[1:])
     scores = np.linspace(0.9, 0.6, len(cells)).astype(np.float32) if scores is None else scores
-    return InstanceResult(cells, scores, np.arange(1, len(cells) + 1, dtype=np.int32), nuclei,
-                          np.full(len(nuclei), 0.8, np.float32), assign_nuclei(cells, nuclei))
+    return InstanceResult(
+        cells,
+        scores,
+        np.arange(1, len(cells) + 1, dtype=np.int32),
+        nuclei,
+        np.full(len(nuclei), 0.8, np.float32),
+        assign_nuclei(cells, nuclei),
+    )
 
 
 def test_import_does_not_load_torch_or_mmdet():
-    code = ("import sys, napari_cervix.instances, napari_cervix.instances.commands, "
-            "napari_cervix.instances.layers; "
-            "print(sorted(m for m in ('torch', 'mmdet', 'mmcv', 'mmengine') if m in sys.modules))")
+    code = (
+        "import sys, napari_cervix.instances, napari_cervix.instances.commands, "
+        "napari_cervix.instances.layers; "
+        "print(sorted(m for m in ('torch', 'mmdet', 'mmcv', 'mmengine') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -137,8 +146,9 @@ class OracleDetector(Detector):
     real tiling, merging, thresholding and nucleus assignment are tested exactly."""
 
     def __init__(self, sample, score=0.9):
-        super().__init__(module=None, classes=("cell", "nucleus"), in_channels=1, train_size=512,
-                         meta={"architecture": "oracle"})
+        super().__init__(
+            module=None, classes=("cell", "nucleus"), in_channels=1, train_size=512, meta={"architecture": "oracle"}
+        )
         self.sample, self.score, self.calls = sample, score, []
 
     def predict_tile(self, tile, *, score_floor=0.05, max_detections=100):
@@ -146,12 +156,14 @@ class OracleDetector(Detector):
         assert tile.shape == (t.y1 - t.y0, t.x1 - t.x0)
         self.calls.append(t)
         cells = [c[t.slices] for c in self.sample.cells if c[t.slices].sum() > 20]
-        nuclei = [n[t.slices] for n in nucleus_instances(self.sample.nuclei, self.sample.shape)
-                  if n[t.slices].any()]
+        nuclei = [n[t.slices] for n in nucleus_instances(self.sample.nuclei, self.sample.shape) if n[t.slices].any()]
         masks = np.array(cells + nuclei, bool).reshape(-1, *tile.shape)
         labels = np.array([0] * len(cells) + [1] * len(nuclei))
-        return masks[:max_detections], np.full(len(masks), self.score, np.float32)[:max_detections], \
-            labels[:max_detections]
+        return (
+            masks[:max_detections],
+            np.full(len(masks), self.score, np.float32)[:max_detections],
+            labels[:max_detections],
+        )
 
 
 @pytest.mark.parametrize("seed,tile,overlap", [(3, 256, 96), (7, 200, 64), (11, 300, 128)])
@@ -195,8 +207,11 @@ def test_16bit_float_and_rgb_inputs_are_normalised_alike(kind):
 
     sample = generate_smear((64, 64), n_cells=2, seed=0)
     ref = prepare_gray(sample.image)
-    image = {"uint16": sample.image.astype(np.uint16) * 257, "float": sample.image / 255.0,
-             "rgb": np.repeat(sample.image[..., None], 3, -1)}[kind]
+    image = {
+        "uint16": sample.image.astype(np.uint16) * 257,
+        "float": sample.image / 255.0,
+        "rgb": np.repeat(sample.image[..., None], 3, -1),
+    }[kind]
     assert np.allclose(prepare_gray(image), ref, atol=0.6)
 
 

@@ -1,6 +1,7 @@
 """IMBMDCR-Net on mmdet: presets build and run on CPU, registered modules match mmcv's, weights load
 back or are refused clearly, training resumes, the CLI works, the shipped model segments real cells.
 Skipped (with the reason) only when mmcv's compiled ops are not importable."""
+
 import json
 import sys
 
@@ -42,8 +43,12 @@ def lite():
 @pytest.fixture(scope="module")
 def lite_file(lite, tmp_path_factory):
     path = tmp_path_factory.mktemp("w") / "lite.safetensors"
-    meta = {"task": "instances", "architecture": ARCHITECTURE["lite"], "preset": "lite",
-            **config_to_json(load_config("lite"))}
+    meta = {
+        "task": "instances",
+        "architecture": ARCHITECTURE["lite"],
+        "preset": "lite",
+        **config_to_json(load_config("lite")),
+    }
     save_weights(lite.module.state_dict(), path, meta)
     return path
 
@@ -72,8 +77,9 @@ def test_full_preset_is_the_papers_model_and_runs_forward_on_cpu():
 def test_lite_preset_keeps_the_design_at_a_cpu_size(lite):
     module = lite.module
     assert lite.num_parameters < 6e6
-    dcn_stages = [name.split(".")[1] for name, m in module.named_modules()
-                  if type(m).__name__ == "TVModulatedDeformConv2dPack"]
+    dcn_stages = [
+        name.split(".")[1] for name, m in module.named_modules() if type(m).__name__ == "TVModulatedDeformConv2dPack"
+    ]
     assert sorted(set(dcn_stages)) == ["layer2", "layer3", "layer4"]
     assert len(module.roi_head.bbox_head) == 3
     assert type(module.roi_head).__name__ == "LastStageMaskCascadeRoIHead"
@@ -190,8 +196,7 @@ def test_training_checkpoints_resume_and_export(tmp_path):
     lines = []
     weights = train_instances([f"coco:{coco}"], out_dir=out, steps=2, batch_size=1, log=lines.append)
     assert load_checkpoint(out / "last.pt")["step"] == 2
-    weights = train_instances([f"coco:{coco}"], out_dir=out, steps=3, batch_size=1, resume=True,
-                              log=lines.append)
+    weights = train_instances([f"coco:{coco}"], out_dir=out, steps=3, batch_size=1, resume=True, log=lines.append)
     assert any("resumed" in line and "step 2/3" in line for line in lines)
     assert load_checkpoint(out / "last.pt")["step"] == 3
     meta = read_metadata(weights)
@@ -208,16 +213,44 @@ def test_cli_segment_and_evaluate(lite_file, tmp_path, capsys):
     sample.name = "field"
     image_path = tmp_path / "field.tif"
     tifffile.imwrite(image_path, sample.image)
-    assert cli_main(["segment", "instances", str(image_path), "--out", str(tmp_path / "out"),
-                     "--model", str(lite_file), "--score-threshold", "0.3"]) == 0
+    assert (
+        cli_main(
+            [
+                "segment",
+                "instances",
+                str(image_path),
+                "--out",
+                str(tmp_path / "out"),
+                "--model",
+                str(lite_file),
+                "--score-threshold",
+                "0.3",
+            ]
+        )
+        == 0
+    )
     cells = tifffile.imread(tmp_path / "out" / "field_cells.tif")
     labels = tifffile.imread(tmp_path / "out" / "field_cell_labels.tif")
     assert labels.shape == (256, 256) and (cells.ndim == 3 or cells.size == 0)
     assert (tmp_path / "out" / "field_cells.csv").read_text().startswith("cell_id,score,area,n_nuclei")
     coco = write_coco([sample], tmp_path / "gt" / "coco.json")
     capsys.readouterr()
-    assert cli_main(["evaluate", "instances", "--model", str(lite_file), "--dataset", f"coco:{coco}",
-                     "--split", "all", "--json"]) == 0
+    assert (
+        cli_main(
+            [
+                "evaluate",
+                "instances",
+                "--model",
+                str(lite_file),
+                "--dataset",
+                f"coco:{coco}",
+                "--split",
+                "all",
+                "--json",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert set(report["segm"]) == {"AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L"}
     assert set(report["per_category"]) == {"cell", "nucleus"}
@@ -229,8 +262,12 @@ def test_missing_weights_file_is_a_clear_cli_error(tmp_path, capsys):
     import tifffile
 
     tifffile.imwrite(image, np.zeros((64, 64), np.uint8))
-    assert cli_main(["segment", "instances", str(image), "--out", str(tmp_path), "--model",
-                     str(tmp_path / "nope.safetensors")]) == 2
+    assert (
+        cli_main(
+            ["segment", "instances", str(image), "--out", str(tmp_path), "--model", str(tmp_path / "nope.safetensors")]
+        )
+        == 2
+    )
     assert "neither a registered instances model" in capsys.readouterr().err
 
 

@@ -1,4 +1,5 @@
 """The "Segment overlapping cells" dock widget in a real napari viewer (run under xvfb-run)."""
+
 import numpy as np
 import pytest
 

@@ -42,10 +42,7 @@ def disk(shape, center, radius) -> np.ndarray:
 def synthetic_cells(shape=(40, 48), n_cells=3, seed=0):
     """Gray image, overlapping whole-cell disks and a small nucleus disk in each cell."""
     rng = np.random.default_rng(seed)
-    centers = [
-        (int(rng.integers(12, shape[0] - 12)), int(rng.integers(12, shape[1] - 12)))
-        for _ in range(n_cells)
-    ]
+    centers = [(int(rng.integers(12, shape[0] - 12)), int(rng.integers(12, shape[1] - 12))) for _ in range(n_cells)]
     cells = np.stack([disk(shape, c, 10) for c in centers])
     nuclei = np.any([disk(shape, c, 3) for c in centers], axis=0)
     image = (200 - 60 * cells.sum(0) - 80 * nuclei).clip(0, 255).astype(np.uint8)
@@ -307,9 +304,7 @@ def test_read_coco_polygons_uncompressed_rle_and_extra_categories(tmp_path):
     compressed = mask_utils.encode(np.asfortranarray(square.astype(np.uint8)))
     uncompressed = _uncompressed_rle(square)
     document = {
-        "images": [
-            {"id": 7, "file_name": "imgs/a.png", "height": 20, "width": 30, "label": "normal"}
-        ],
+        "images": [{"id": 7, "file_name": "imgs/a.png", "height": 20, "width": 30, "label": "normal"}],
         "categories": [
             {"id": 3, "name": "Cell"},
             {"id": 4, "name": "nucleus"},
@@ -375,9 +370,7 @@ def test_coco_errors_and_label_round_trip(tmp_path):
         CellSample(image=rgb, label="carcinoma_in_situ", name="x1"),
         CellSample(image=rgb[..., 0], label="normal_columnar", name="x2"),
     ]
-    back = read_coco(
-        write_coco(samples, tmp_path / "out" / "herlev.json", images_dir=tmp_path / "tifs")
-    )
+    back = read_coco(write_coco(samples, tmp_path / "out" / "herlev.json", images_dir=tmp_path / "tifs"))
     assert [(s.name, s.label, s.image.shape) for s in back] == [
         ("x1", "carcinoma_in_situ", (16, 16, 3)),
         ("x2", "normal_columnar", (16, 16)),
@@ -490,9 +483,7 @@ def test_split_is_deterministic_stable_and_keeps_augmented_copies_together():
     assert [s.name for s in again_val] == [s.name for s in val]
 
     val_names = {s.name for s in val}
-    bigger_train, bigger_val = split_samples(
-        _named(names + [f"new{i}" for i in range(300)]), 0.2, 0
-    )
+    bigger_train, bigger_val = split_samples(_named(names + [f"new{i}" for i in range(300)]), 0.2, 0)
     assert {s.name for s in bigger_val if s.name.startswith("cell")} == val_names
 
     other_seed = {s.name for s in split_samples(_named(names), 0.2, seed=1)[1]}

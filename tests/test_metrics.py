@@ -2,11 +2,20 @@ import numpy as np
 import pytest
 
 from napari_cervix.classes import (
-    HERLEV_ABNORMAL, HERLEV_CLASSES, HERLEV_NORMAL, INSTANCE_CLASSES, SEMANTIC_CLASSES, to_bethesda,
+    HERLEV_ABNORMAL,
+    HERLEV_CLASSES,
+    HERLEV_NORMAL,
+    INSTANCE_CLASSES,
+    SEMANTIC_CLASSES,
+    to_bethesda,
 )
 from napari_cervix.io.sample import CellSample
 from napari_cervix.metrics import (
-    COCO_MAX_DETS, PixelConfusion, classification_metrics, coco_segm_metrics, pixel_metrics,
+    COCO_MAX_DETS,
+    PixelConfusion,
+    classification_metrics,
+    coco_segm_metrics,
+    pixel_metrics,
 )
 
 # ----------------------------------------------------------------------------- pixel metrics
@@ -32,8 +41,9 @@ def test_confusion_accumulates_pixels_not_image_scores():
     confusion.update(PRED, TARGET)
     confusion.update(np.zeros((1, 4), int), np.array([[0, 0, 0, 1]]))
     assert confusion.matrix.tolist() == [[4, 0, 0], [1, 1, 0], [0, 1, 1]]
-    joined = pixel_metrics(np.concatenate([PRED.ravel(), np.zeros(4, int)]),
-                           np.concatenate([TARGET.ravel(), [0, 0, 0, 1]]))
+    joined = pixel_metrics(
+        np.concatenate([PRED.ravel(), np.zeros(4, int)]), np.concatenate([TARGET.ravel(), [0, 0, 0, 1]])
+    )
     assert confusion.result(SEMANTIC_CLASSES) == joined  # same counts → identical numbers
     confusion.reset()
     assert confusion.matrix.sum() == 0
@@ -78,7 +88,7 @@ def test_pixel_metrics_reject_bad_input():
 
 def _square(shape, y, x, size):
     mask = np.zeros(shape, bool)
-    mask[y:y + size, x:x + size] = True
+    mask[y : y + size, x : x + size] = True
     return mask
 
 
@@ -92,8 +102,7 @@ def _two_cell_sample():
 def _perfect_prediction(sample):
     nuclei = [_square(sample.shape, 20, 20, 5), _square(sample.shape, 70, 65, 5)]
     masks = np.stack([*sample.cells, *nuclei])
-    return {"masks": masks, "scores": np.array([0.9, 0.8, 0.7, 0.6]),
-            "labels": ["cell", "cell", "nucleus", "nucleus"]}
+    return {"masks": masks, "scores": np.array([0.9, 0.8, 0.7, 0.6]), "labels": ["cell", "cell", "nucleus", "nucleus"]}
 
 
 def test_perfect_instances_give_ap_one():
@@ -125,8 +134,11 @@ def test_shifted_cells_lose_the_strict_iou_thresholds():
 def test_higher_scored_false_positive_halves_ap():
     shape = (50, 50)
     sample = CellSample(image=np.zeros(shape), cells=_square(shape, 0, 0, 20)[None], nuclei=None)
-    pred = {"masks": np.stack([_square(shape, 30, 30, 15), _square(shape, 0, 0, 20)]),
-            "scores": [0.9, 0.5], "labels": ["cell", "cell"]}
+    pred = {
+        "masks": np.stack([_square(shape, 30, 30, 15), _square(shape, 0, 0, 20)]),
+        "scores": [0.9, 0.5],
+        "labels": ["cell", "cell"],
+    }
     # Ranked FP then TP: precision at recall 1 is 1/2 at every IoU threshold.
     assert coco_segm_metrics([sample], [pred])["segm"]["AP"] == pytest.approx(0.5)
     pred["scores"] = [0.1, 0.5]  # TP first: precision stays 1 up to full recall
@@ -138,8 +150,7 @@ def test_more_than_100_cells_per_image_are_all_counted():
     shape = (8 * 13, 8 * 13)
     cells = np.stack([_square(shape, 8 * i, 8 * j, 5) for i in range(13) for j in range(13)])
     sample = CellSample(image=np.zeros(shape), cells=cells, nuclei=None)
-    pred = {"masks": cells, "scores": np.linspace(1, 0.5, len(cells)),
-            "labels": ["cell"] * len(cells)}
+    pred = {"masks": cells, "scores": np.linspace(1, 0.5, len(cells)), "labels": ["cell"] * len(cells)}
     m = coco_segm_metrics([sample], [pred])
     # With COCO's default limit of 100 detections, 69 of the 169 cells would count as missed.
     assert m["segm"]["AP"] == pytest.approx(1.0)
@@ -148,8 +159,11 @@ def test_more_than_100_cells_per_image_are_all_counted():
 def test_unannotated_category_predictions_are_dropped_and_scored_none():
     shape = (40, 40)
     sample = CellSample(image=np.zeros(shape), cells=_square(shape, 5, 5, 10)[None], nuclei=None)
-    pred = {"masks": np.stack([_square(shape, 5, 5, 10), _square(shape, 30, 30, 5)]),
-            "scores": [0.5, 0.9], "labels": ["cell", "nucleus"]}
+    pred = {
+        "masks": np.stack([_square(shape, 5, 5, 10), _square(shape, 30, 30, 5)]),
+        "scores": [0.5, 0.9],
+        "labels": ["cell", "nucleus"],
+    }
     m = coco_segm_metrics([sample], [pred])
     assert m["per_category"]["cell"]["AP"] == pytest.approx(1.0)
     assert m["per_category"]["nucleus"]["AP"] is None
@@ -193,18 +207,21 @@ def test_coco_metrics_reject_bad_input():
 def test_classification_metrics_hand_computed():
     y_true = ["a", "a", "a", "b", "b", "c"]
     y_pred = ["a", "a", "b", "b", "c", "c"]
-    proba = np.array([[0.9, 0.05, 0.05], [0.8, 0.1, 0.1], [0.4, 0.5, 0.1],
-                      [0.5, 0.3, 0.2], [0.1, 0.4, 0.5], [0.2, 0.3, 0.5]])
-    m = classification_metrics(y_true, y_pred, ["a", "b", "c"], proba=proba,
-                               positive_classes=["b", "c"])
+    proba = np.array(
+        [[0.9, 0.05, 0.05], [0.8, 0.1, 0.1], [0.4, 0.5, 0.1], [0.5, 0.3, 0.2], [0.1, 0.4, 0.5], [0.2, 0.3, 0.5]]
+    )
+    m = classification_metrics(y_true, y_pred, ["a", "b", "c"], proba=proba, positive_classes=["b", "c"])
     assert m["confusion_matrix"] == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
     assert m["accuracy"] == pytest.approx(4 / 6)
     assert m["per_class"]["a"] == pytest.approx(
-        {"precision": 1.0, "recall": 2 / 3, "f1": 4 / 5, "specificity": 1.0, "support": 3})
+        {"precision": 1.0, "recall": 2 / 3, "f1": 4 / 5, "specificity": 1.0, "support": 3}
+    )
     assert m["per_class"]["b"] == pytest.approx(
-        {"precision": 1 / 2, "recall": 1 / 2, "f1": 1 / 2, "specificity": 3 / 4, "support": 2})
+        {"precision": 1 / 2, "recall": 1 / 2, "f1": 1 / 2, "specificity": 3 / 4, "support": 2}
+    )
     assert m["per_class"]["c"] == pytest.approx(
-        {"precision": 1 / 2, "recall": 1.0, "f1": 2 / 3, "specificity": 4 / 5, "support": 1})
+        {"precision": 1 / 2, "recall": 1.0, "f1": 2 / 3, "specificity": 4 / 5, "support": 1}
+    )
     assert m["macro"]["recall"] == pytest.approx((2 / 3 + 1 / 2 + 1) / 3)
     assert m["macro"]["specificity"] == pytest.approx((1 + 3 / 4 + 4 / 5) / 3)
     binary = m["binary"]
@@ -219,8 +236,7 @@ def test_classification_metrics_hand_computed():
 
 
 def test_classification_accepts_indices_and_handles_single_group():
-    m = classification_metrics([0, 0], [0, 1], ["x", "y"], proba=[[0.9, 0.1], [0.4, 0.6]],
-                               positive_classes=["y"])
+    m = classification_metrics([0, 0], [0, 1], ["x", "y"], proba=[[0.9, 0.1], [0.4, 0.6]], positive_classes=["y"])
     assert m["per_class"]["y"]["recall"] is None  # no true "y": undefined, not 0
     assert m["per_class"]["y"]["precision"] == 0.0
     assert m["binary"]["auc"] is None and m["binary"]["sensitivity"] is None
@@ -241,8 +257,7 @@ def test_classification_rejects_bad_input():
 def test_herlev_vocabularies():
     assert len(HERLEV_CLASSES) == 7 and HERLEV_CLASSES[0] == "normal_superficiel"
     assert set(HERLEV_NORMAL) | set(HERLEV_ABNORMAL) == set(HERLEV_CLASSES)
-    assert HERLEV_ABNORMAL == ("light_dysplastic", "moderate_dysplastic", "severe_dysplastic",
-                               "carcinoma_in_situ")
+    assert HERLEV_ABNORMAL == ("light_dysplastic", "moderate_dysplastic", "severe_dysplastic", "carcinoma_in_situ")
     assert [to_bethesda(c) for c in HERLEV_CLASSES] == ["benign"] * 3 + ["L-SIL"] + ["H-SIL"] * 3
     with pytest.raises(ValueError, match="unknown Herlev class"):
         to_bethesda("normal")

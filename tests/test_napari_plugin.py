@@ -1,4 +1,5 @@
 """The plugin inside a real napari viewer (run under xvfb-run: vispy needs OpenGL)."""
+
 import numpy as np
 import pytest
 
@@ -25,8 +26,9 @@ def test_sample_data_opens_in_viewer(make_napari_viewer):
     assert image.data.ndim == 2 and image.data.dtype == np.uint8
 
 
-@pytest.mark.parametrize("display_name",
-                         ["Segment nucleus and cytoplasm", "Segment overlapping cells", "Classify cells"])
+@pytest.mark.parametrize(
+    "display_name", ["Segment nucleus and cytoplasm", "Segment overlapping cells", "Classify cells"]
+)
 def test_every_widget_docks(make_napari_viewer, display_name):
     viewer = make_napari_viewer()
     widget, _ = viewer.window.add_plugin_dock_widget("napari-cervix", display_name)
@@ -86,8 +88,9 @@ def test_segment_widgets_without_image_explain(make_napari_viewer, monkeypatch, 
     assert len(viewer.layers) == 0
 
 
-def test_semantic_widget_bad_image_reports_error_and_keeps_layers(make_napari_viewer, qtbot, monkeypatch,
-                                                                     tiny_semantic_weights):
+def test_semantic_widget_bad_image_reports_error_and_keeps_layers(
+    make_napari_viewer, qtbot, monkeypatch, tiny_semantic_weights
+):
     viewer = make_napari_viewer()
     bad = np.full((64, 64), np.nan, np.float32)
     viewer.add_image(bad, name="nan")

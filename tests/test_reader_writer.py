@@ -55,9 +55,7 @@ def test_npz_gives_image_nuclei_cells_and_outline_layers(tmp_path):
 
     polygons, kwargs = by_type["shapes"][0]
     assert kwargs["shape_type"] == "polygon" and list(kwargs["features"]["cell_id"]) == [1, 2]
-    for polygon, cell in zip(
-        polygons, cells
-    ):  # each outline encloses its own cell, overlap included
+    for polygon, cell in zip(polygons, cells):  # each outline encloses its own cell, overlap included
         filled = polygon2mask(cell.shape, polygon)
         assert (filled & cell).sum() / (filled | cell).sum() > 0.9
 
@@ -89,9 +87,7 @@ def test_coco_json_and_mixed_sizes_give_one_layer_set_per_image(tmp_path):
     image, cells, nuclei = _two_overlapping_cells()
     samples = [
         CellSample(image=image, cells=cells, nuclei=nuclei, name="big"),
-        CellSample(
-            image=image[:30, :30], cells=cells[:, :30, :30], nuclei=nuclei[:30, :30], name="small"
-        ),
+        CellSample(image=image[:30, :30], cells=cells[:, :30, :30], nuclei=nuclei[:30, :30], name="small"),
     ]
     json_path = write_coco(samples, tmp_path / "coco.json")
     layers = get_reader(str(json_path))(str(json_path))

@@ -90,9 +90,11 @@ def tiny_model(tiny_semantic_weights):
 
 def test_inference_any_size_dtype_and_color(tiny_model):
     rng = np.random.default_rng(0)
-    for image in (rng.integers(0, 255, (70, 130), dtype=np.uint8),
-                  rng.integers(0, 4095, (64, 64), dtype=np.uint16),
-                  rng.random((50, 40, 3)).astype(np.float32)):
+    for image in (
+        rng.integers(0, 255, (70, 130), dtype=np.uint8),
+        rng.integers(0, 4095, (64, 64), dtype=np.uint16),
+        rng.random((50, 40, 3)).astype(np.float32),
+    ):
         labels, probs = segment_semantic(image, tiny_model, tile_size=64, overlap=16, return_probabilities=True)
         assert labels.shape == image.shape[:2] and labels.dtype == np.uint8
         assert probs.shape == (3,) + image.shape[:2]
@@ -113,11 +115,14 @@ def test_constant_image_is_all_background(tiny_model):
     assert labels.shape == (64, 64) and not labels.any()
 
 
-@pytest.mark.parametrize("bad,match", [
-    (np.zeros((1, 1)), "at least"),
-    (np.zeros((4, 4, 4, 4)), "2-D gray"),
-    (np.array([[np.nan, 1.0], [0.0, 1.0]]), "NaN"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (np.zeros((1, 1)), "at least"),
+        (np.zeros((4, 4, 4, 4)), "2-D gray"),
+        (np.array([[np.nan, 1.0], [0.0, 1.0]]), "NaN"),
+    ],
+)
 def test_bad_input_gives_clear_message(tiny_model, bad, match):
     with pytest.raises(ImageError, match=match):
         segment_semantic(bad, tiny_model)
@@ -125,8 +130,11 @@ def test_bad_input_gives_clear_message(tiny_model, bad, match):
 
 def test_mismatched_weights_are_refused(tmp_path):
     path = tmp_path / "w.safetensors"
-    save_weights(build_model("2se-unet", width=4).state_dict(), path,
-                 {"task": "semantic", "architecture": "residual-se-unet", "classes": ["a", "b", "c"]})
+    save_weights(
+        build_model("2se-unet", width=4).state_dict(),
+        path,
+        {"task": "semantic", "architecture": "residual-se-unet", "classes": ["a", "b", "c"]},
+    )
     with pytest.raises(RegistryError, match="do not fit"):
         load_semantic_model(str(path))
 

@@ -62,13 +62,16 @@ def test_rgb_smear_has_same_ground_truth_as_gray():
     assert b > r and b > g
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"shape": (8, 8)}, "at least 16"),
-    ({"n_cells": (5, 2)}, "low <= high"),
-    ({"n_cells": 2.5}, "whole numbers"),
-    ({"cell_radius": (0, 10)}, "low <= high"),
-    ({"shape": (20, 20), "cell_radius": (200, 300)}, "could not place"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"shape": (8, 8)}, "at least 16"),
+        ({"n_cells": (5, 2)}, "low <= high"),
+        ({"n_cells": 2.5}, "whole numbers"),
+        ({"cell_radius": (0, 10)}, "low <= high"),
+        ({"shape": (20, 20), "cell_radius": (200, 300)}, "could not place"),
+    ],
+)
 def test_smear_rejects_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         generate_smear(seed=0, **kwargs)

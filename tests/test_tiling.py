@@ -61,8 +61,17 @@ def test_blend_finalize_and_external_output_on_dask_and_zarr(tmp_path):
     image = rng.random((400, 300)).astype(np.float32)
     lazy = da.from_array(image, chunks=(100, 100))
     store = zarr.open(str(tmp_path / "labels.zarr"), mode="w", shape=(400, 300), dtype="uint8", chunks=(100, 100))
-    out = run_to_end(blend_tiles(lazy, _identity_channels, channels=2, tile_size=128, overlap=32,
-                                 finalize=lambda block: (block[0] > 0.5).astype(np.uint8), out=store))
+    out = run_to_end(
+        blend_tiles(
+            lazy,
+            _identity_channels,
+            channels=2,
+            tile_size=128,
+            overlap=32,
+            finalize=lambda block: (block[0] > 0.5).astype(np.uint8),
+            out=store,
+        )
+    )
     assert out is store
     np.testing.assert_array_equal(store[:], (image > 0.5).astype(np.uint8))
 

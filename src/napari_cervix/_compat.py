@@ -8,6 +8,7 @@ Triton only serves ``torch.compile`` on GPUs, which this plugin never uses, so w
 already in the process and triton is not, we make ``import triton`` fail cleanly instead: torch then
 behaves as if triton were not installed.
 """
+
 from __future__ import annotations
 
 import logging

@@ -29,10 +29,7 @@ def _file_kind(path: Path) -> str | None:
                 return "isbi2015" if {"image", "cyto"} <= set(data.files) else None
         if suffix == ".json":
             document = json.loads(path.read_text())
-            is_coco = (
-                isinstance(document, dict)
-                and {"images", "annotations", "categories"} <= document.keys()
-            )
+            is_coco = isinstance(document, dict) and {"images", "annotations", "categories"} <= document.keys()
             return "coco" if is_coco else None
         if suffix == ".mat":
             import h5py
@@ -82,9 +79,7 @@ def cell_outlines(mask: np.ndarray, tolerance: float = 0.5) -> list[np.ndarray]:
     for box in ndi.find_objects(np.asarray(mask, np.uint8)):
         if box is None:
             continue
-        crop = np.pad(
-            np.asarray(mask[box], np.uint8), 1
-        )  # padding closes contours touching the border
+        crop = np.pad(np.asarray(mask[box], np.uint8), 1)  # padding closes contours touching the border
         offset = np.array([box[0].start - 1, box[1].start - 1], float)
         for contour in find_contours(crop, 0.5):
             polygon = approximate_polygon(contour, tolerance)
@@ -131,20 +126,13 @@ def _group_layers(samples, title: str, stacked: bool) -> list[tuple]:
         ]
         layers.append((stack(nuclei), {"name": f"{title} nuclei", "metadata": metadata}, "labels"))
     if any(s.cells is not None for s in samples):
-        cells = [
-            first_cell_labels(s.cells) if s.cells is not None else np.zeros(shape, np.int32)
-            for s in samples
-        ]
+        cells = [first_cell_labels(s.cells) if s.cells is not None else np.zeros(shape, np.int32) for s in samples]
         layers.append((stack(cells), {"name": f"{title} cells", "metadata": metadata}, "labels"))
         polygons, cell_ids, image_names = [], [], []
         for plane, sample in enumerate(samples):
             for k, mask in enumerate([] if sample.cells is None else sample.cells):
                 for polygon in cell_outlines(mask):
-                    polygons.append(
-                        np.column_stack([np.full(len(polygon), plane), polygon])
-                        if stacked
-                        else polygon
-                    )
+                    polygons.append(np.column_stack([np.full(len(polygon), plane), polygon]) if stacked else polygon)
                     cell_ids.append(k + 1)
                     image_names.append(sample.name)
         if polygons:

@@ -2,6 +2,7 @@
 
 Plain numpy only (no napari import), so the functions are cheap to import and easy to test.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,8 +40,7 @@ def _layers(sample: CellSample, image_name: str, image_kwargs: dict) -> list[tup
     return [
         (sample.image, {"name": image_name, **image_kwargs}, "image"),
         (nuclei_to_labels(sample), {"name": "nuclei (ground truth)", "opacity": 0.6}, "labels"),
-        (cells_to_labels(sample.cells), {"name": "cells (ground truth)", "opacity": 0.35},
-         "labels"),
+        (cells_to_labels(sample.cells), {"name": "cells (ground truth)", "opacity": 0.35}, "labels"),
     ]
 
 

@@ -8,6 +8,7 @@
 
 Heavy libraries (torch, mmdet) are imported on first call, not on ``import napari_cervix``.
 """
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """Class vocabularies shared by readers, models, metrics and widgets (one spelling per class)."""
+
 from __future__ import annotations
 
 from .io.sample import SEMANTIC_CLASSES

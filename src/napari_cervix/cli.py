@@ -4,6 +4,7 @@ Each capability contributes its sub-commands through a light ``commands`` module
 import time) listing :class:`Command` objects; this file only assembles the parser, so the CLI calls
 exactly the functions the console API and the widgets call.
 """
+
 from __future__ import annotations
 
 import argparse

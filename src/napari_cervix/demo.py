@@ -6,6 +6,7 @@ truth). Every capability that is installed runs: semantic segmentation, instance
 mmdet/mmcv and instance weights are available; otherwise cells come from the semantic labels by a
 nucleus-seeded watershed), per-cell measurements and classification.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,8 +76,10 @@ def run_demo(out: str | Path, log=print) -> dict:
     summary["semantic_seconds"] = round(time.perf_counter() - t0, 2)
     tifffile.imwrite(out / "semantic.tif", semantic)
     scores = pixel_metrics(semantic, sample.semantic_target())
-    summary["semantic_vs_truth"] = {"mIoU": round(scores["mIoU"], 3),
-                                    "nucleus_dice": round(scores["dice"]["nucleus"], 3)}
+    summary["semantic_vs_truth"] = {
+        "mIoU": round(scores["mIoU"], 3),
+        "nucleus_dice": round(scores["dice"]["nucleus"], 3),
+    }
 
     cell_stack = None
     reason = _instances_unavailable_reason()

@@ -1,4 +1,5 @@
 """Input checks and intensity conversions shared by every task (one place for 'what is a valid image')."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,7 +27,7 @@ def check_image(image, *, name: str = "image", min_size: int = 2) -> tuple[int, 
         )
     if shape[0] < min_size or shape[1] < min_size:
         raise ImageError(f"{name} is {shape[0]}×{shape[1]} pixels; at least {min_size}×{min_size} is needed")
-    if not (np.issubdtype(dtype, np.number) or dtype == bool):
+    if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
         raise ImageError(f"{name} has non-numeric dtype {dtype}")
     return shape[0], shape[1], channels
 
@@ -52,7 +53,7 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
 
 
 def color_kind(image) -> str:
-    """"rgb" for a color image whose channels differ, else "gray" (gray data saved as RGB counts as gray).
+    """ "rgb" for a color image whose channels differ, else "gray" (gray data saved as RGB counts as gray).
 
     Chooses between models trained on gray and on color input (see ``registry.default_model``).
     """
@@ -67,7 +68,7 @@ def color_kind(image) -> str:
 def intensity_range(dtype) -> tuple[float, float]:
     """Nominal range of a dtype: integers by their bit depth, floats assumed already in [0, 1]."""
     dtype = np.dtype(dtype)
-    if dtype == bool:
+    if dtype == np.bool_:
         return 0.0, 1.0
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
@@ -98,7 +99,6 @@ def to_unit_float(image: np.ndarray, *, dtype=None, name: str = "image") -> np.n
     if dtype == np.uint16 and out.size and out.max() < 4096:
         hi = max(float(out.max()), 1.0)  # 12-bit data in 16-bit containers
     return (out - lo) / (hi - lo)
-
 
 
 class PercentileNormalizer:

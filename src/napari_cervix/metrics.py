@@ -10,6 +10,7 @@ are taken over the defined values only. Consequences for pixel metrics:
   and recall ``None`` (there was nothing to find, so it is left out of MPA);
 * a class present in the target but never predicted has IoU/Dice/recall 0 and precision ``None``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -57,15 +58,16 @@ class PixelConfusion:
             array = array.astype(np.int64)
         if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
             raise ValueError(f"{what} must hold integer class indices, got dtype {array.dtype}")
-        if np.issubdtype(array.dtype, np.floating):
-            if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
-                raise ValueError(
-                    f"{what} must hold integer class indices; got non-integer floats "
-                    "(pass argmax of the probabilities, not the probabilities)"
-                )
+        if np.issubdtype(array.dtype, np.floating) and (
+            not np.all(np.isfinite(array)) or np.any(array != np.round(array))
+        ):
+            raise ValueError(
+                f"{what} must hold integer class indices; got non-integer floats "
+                "(pass argmax of the probabilities, not the probabilities)"
+            )
         return array.astype(np.int64, copy=False)
 
-    def update(self, pred, target) -> "PixelConfusion":
+    def update(self, pred, target) -> PixelConfusion:
         """Add one prediction/target pair of H×W (or any equal-shape) class-index arrays."""
         pred = self._as_labels(pred, "pred")
         target = self._as_labels(target, "target")
@@ -80,9 +82,7 @@ class PixelConfusion:
                     f"{what} has class values in [{array.min()}, {array.max()}] but only "
                     f"0..{self.n_classes - 1} exist ({self.n_classes} classes)"
                 )
-        counts = np.bincount(
-            (target.ravel() * self.n_classes + pred.ravel()), minlength=self.n_classes**2
-        )
+        counts = np.bincount((target.ravel() * self.n_classes + pred.ravel()), minlength=self.n_classes**2)
         self.matrix += counts.reshape(self.n_classes, self.n_classes)
         return self
 
@@ -120,8 +120,7 @@ class PixelConfusion:
         }
 
 
-def pixel_metrics(pred, target, class_names: Sequence[str] = SEMANTIC_CLASSES,
-                  ignore_index: int | None = None) -> dict:
+def pixel_metrics(pred, target, class_names: Sequence[str] = SEMANTIC_CLASSES, ignore_index: int | None = None) -> dict:
     """Pixel metrics of one prediction/target pair; see :meth:`PixelConfusion.result`."""
     confusion = PixelConfusion(len(class_names), ignore_index=ignore_index)
     return confusion.update(pred, target).result(class_names)
@@ -180,8 +179,7 @@ def _check_prediction(pred: dict, index: int, shape: tuple[int, int]):
         masks = np.zeros((0, *shape), bool)
     if masks.ndim != 3 or masks.shape[1:] != tuple(shape):
         raise ValueError(
-            f"prediction {index}: masks must be N×{shape[0]}×{shape[1]} to match its image, "
-            f"got shape {masks.shape}"
+            f"prediction {index}: masks must be N×{shape[0]}×{shape[1]} to match its image, got shape {masks.shape}"
         )
     if not (masks.shape[0] == n == len(labels)):
         raise ValueError(
@@ -192,9 +190,7 @@ def _check_prediction(pred: dict, index: int, shape: tuple[int, int]):
         raise ValueError(f"prediction {index}: scores must be finite")
     unknown = sorted({str(lab) for lab in labels} - set(INSTANCE_CLASSES))
     if unknown:
-        raise ValueError(
-            f"prediction {index}: unknown labels {unknown}; expected {', '.join(INSTANCE_CLASSES)}"
-        )
+        raise ValueError(f"prediction {index}: unknown labels {unknown}; expected {', '.join(INSTANCE_CLASSES)}")
     return masks.astype(bool, copy=False), scores, [str(lab) for lab in labels]
 
 
@@ -220,8 +216,7 @@ def coco_segm_metrics(gt_samples: Sequence[CellSample], predictions: Sequence[di
     from pycocotools.cocoeval import COCOeval
 
     if len(gt_samples) != len(predictions):
-        raise ValueError(
-            f"{len(gt_samples)} ground-truth samples but {len(predictions)} predictions")
+        raise ValueError(f"{len(gt_samples)} ground-truth samples but {len(predictions)} predictions")
     if not len(gt_samples):
         raise ValueError("no samples to evaluate")
     category_ids = {name: i + 1 for i, name in enumerate(INSTANCE_CLASSES)}
@@ -233,8 +228,7 @@ def coco_segm_metrics(gt_samples: Sequence[CellSample], predictions: Sequence[di
         masks, scores, labels = _check_prediction(pred, index, (height, width))
         annotated = {"cell": sample.cells is not None, "nucleus": sample.nuclei is not None}
         if not any(annotated.values()):
-            raise ValueError(
-                f"sample {index} ({sample.name or 'unnamed'}) has neither cells nor nuclei")
+            raise ValueError(f"sample {index} ({sample.name or 'unnamed'}) has neither cells nor nuclei")
         gt_masks = {
             "cell": list(np.asarray(sample.cells, bool)) if annotated["cell"] else [],
             "nucleus": _nucleus_instances(sample.nuclei) if annotated["nucleus"] else [],
@@ -242,15 +236,14 @@ def coco_segm_metrics(gt_samples: Sequence[CellSample], predictions: Sequence[di
         for name, instance_masks in gt_masks.items():
             for mask in instance_masks:
                 if mask.shape != (height, width):
-                    raise ValueError(
-                        f"sample {index}: {name} mask shape {mask.shape} != image shape")
+                    raise ValueError(f"sample {index}: {name} mask shape {mask.shape} != image shape")
                 if mask.any():
-                    gt_annotations.append(_coco_annotation(
-                        mask, image_id, category_ids[name], len(gt_annotations) + 1))
+                    gt_annotations.append(_coco_annotation(mask, image_id, category_ids[name], len(gt_annotations) + 1))
         for mask, score, name in zip(masks, scores, labels):
             if annotated[name] and mask.any():
-                dt_annotations.append(_coco_annotation(
-                    mask, image_id, category_ids[name], len(dt_annotations) + 1, score))
+                dt_annotations.append(
+                    _coco_annotation(mask, image_id, category_ids[name], len(dt_annotations) + 1, score)
+                )
 
     categories = [{"id": i, "name": name} for name, i in category_ids.items()]
 
@@ -282,16 +275,17 @@ def coco_segm_metrics(gt_samples: Sequence[CellSample], predictions: Sequence[di
             return float(values.mean()) if values.size else None
 
         return {
-            "AP": mean_ap(), "AP50": mean_ap(0.5), "AP75": mean_ap(0.75),
-            "AP_S": mean_ap(area="small"), "AP_M": mean_ap(area="medium"),
+            "AP": mean_ap(),
+            "AP50": mean_ap(0.5),
+            "AP75": mean_ap(0.75),
+            "AP_S": mean_ap(area="small"),
+            "AP_M": mean_ap(area="medium"),
             "AP_L": mean_ap(area="large"),
         }
 
     return {
         "segm": ap_block(slice(None)),
-        "per_category": {
-            name: ap_block(slice(k, k + 1)) for k, name in enumerate(INSTANCE_CLASSES)
-        },
+        "per_category": {name: ap_block(slice(k, k + 1)) for k, name in enumerate(INSTANCE_CLASSES)},
     }
 
 
@@ -314,8 +308,9 @@ def _class_indices(values, class_names: Sequence[str], what: str) -> np.ndarray:
     return np.array([lookup[str(v)] for v in values], np.int64)
 
 
-def classification_metrics(y_true, y_pred, class_names: Sequence[str], proba=None,
-                           positive_classes: Sequence[str] | None = None) -> dict:
+def classification_metrics(
+    y_true, y_pred, class_names: Sequence[str], proba=None, positive_classes: Sequence[str] | None = None
+) -> dict:
     """Per-cell classification metrics.
 
     ``y_true``/``y_pred``: class names or indices into ``class_names``. ``proba``: optional N×K

@@ -7,6 +7,7 @@ Weights are safetensors: loading never unpickles objects. Each safetensors file 
 metadata (architecture, classes, input channels, normalization, training data, validation metrics)
 under the ``napari_cervix`` header key, so a user's checkpoint file is self-describing too.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -115,8 +116,11 @@ def fetch_weights(entry: ModelEntry) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         fname = f"{entry.name}-{entry.sha256[:12]}.safetensors"
         try:
-            return Path(pooch.retrieve(entry.url, known_hash=f"sha256:{entry.sha256}", fname=fname,
-                                       path=folder, progressbar=False))
+            return Path(
+                pooch.retrieve(
+                    entry.url, known_hash=f"sha256:{entry.sha256}", fname=fname, path=folder, progressbar=False
+                )
+            )
         except ValueError as err:  # pooch raises ValueError on a hash mismatch
             raise RegistryError(f"model {entry.name!r}: download from {entry.url} failed its check: {err}") from err
     raise RegistryError(f"model {entry.name!r} has neither a shipped file nor a URL")
@@ -183,8 +187,15 @@ def load_state_dict(path: str | Path) -> dict:
     return load_file(str(path))
 
 
-def ship_weights(source: str | Path, name: str, *, default: bool = False, description: str = "",
-                 summary: dict | None = None, default_for: tuple[str, ...] = ()) -> ModelEntry:
+def ship_weights(
+    source: str | Path,
+    name: str,
+    *,
+    default: bool = False,
+    description: str = "",
+    summary: dict | None = None,
+    default_for: tuple[str, ...] = (),
+) -> ModelEntry:
     """Copy a trained weights file into the package and (re)register it under ``name``.
 
     Task and architecture come from the file's own metadata; ``default`` makes it the task's default
@@ -197,9 +208,17 @@ def ship_weights(source: str | Path, name: str, *, default: bool = False, descri
     target = weights_dir() / f"{name}.safetensors"
     if Path(source).resolve() != target.resolve():
         shutil.copyfile(source, target)
-    entry = ModelEntry(name=name, task=meta["task"], architecture=meta["architecture"], sha256=sha256_of(target),
-                       file=target.name, default=default, description=description, metadata=summary or {},
-                       default_for=tuple(default_for))
+    entry = ModelEntry(
+        name=name,
+        task=meta["task"],
+        architecture=meta["architecture"],
+        sha256=sha256_of(target),
+        file=target.name,
+        default=default,
+        description=description,
+        metadata=summary or {},
+        default_for=tuple(default_for),
+    )
     path = weights_dir() / REGISTRY_FILE
     raw = json.loads(path.read_text()) if path.exists() else {"models": []}
     models = [m for m in raw["models"] if m["name"] != name]

@@ -9,6 +9,7 @@ non-overlapping cells for benchmarking per-cell measurements.
 
 Both are deterministic for a given seed.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,10 +37,7 @@ def _range(value, name: str, *, integer: bool, minimum: float) -> tuple:
     if integer and (int(low) != low or int(high) != high):
         raise ValueError(f"{name} must be whole numbers, got {value!r}")
     if not (minimum <= low <= high):
-        raise ValueError(
-            f"{name} must be a number or a (low, high) pair with {minimum} <= low <= high; "
-            f"got {value!r}"
-        )
+        raise ValueError(f"{name} must be a number or a (low, high) pair with {minimum} <= low <= high; got {value!r}")
     return low, high
 
 
@@ -125,8 +123,7 @@ def _place_cell(rng, shape, cell_radius, placed_centers, nuclei_union):
             anchor = placed_centers[rng.integers(len(placed_centers))]
             distance = rng.uniform(0.5, 1.2) * radius
             direction = rng.uniform(0, 2 * np.pi)
-            center = (anchor[0] + distance * np.sin(direction),
-                      anchor[1] + distance * np.cos(direction))
+            center = (anchor[0] + distance * np.sin(direction), anchor[1] + distance * np.cos(direction))
         else:
             margin = min(0.3 * radius, 0.25 * min(shape))
             center = (rng.uniform(margin, height - margin), rng.uniform(margin, width - margin))
@@ -135,11 +132,9 @@ def _place_cell(rng, shape, cell_radius, placed_centers, nuclei_union):
         nucleus = _Blob(rng, nucleus_a, nucleus_a * rng.uniform(0.7, 1.0), [0.06, 0.04])
         max_offset = max(0.0, cell.inner_radius - nucleus.extent - 3)
         offset, direction = rng.uniform(0, 0.8) * max_offset, rng.uniform(0, 2 * np.pi)
-        nucleus_center = (center[0] + offset * np.sin(direction),
-                          center[1] + offset * np.cos(direction))
+        nucleus_center = (center[0] + offset * np.sin(direction), center[1] + offset * np.cos(direction))
         reach = nucleus.extent + 1
-        if not (reach <= nucleus_center[0] < height - reach
-                and reach <= nucleus_center[1] < width - reach):
+        if not (reach <= nucleus_center[0] < height - reach and reach <= nucleus_center[1] < width - reach):
             continue
         window, dy, dx = _window(nucleus_center, nucleus.extent, shape)
         nucleus_mask = nucleus.rho(dy, dx) <= 1
@@ -155,8 +150,7 @@ def _place_cell(rng, shape, cell_radius, placed_centers, nuclei_union):
     )
 
 
-def generate_smear(shape=(512, 512), n_cells=(2, 10), seed=None, rgb: bool = False,
-                   cell_radius=(40, 90)) -> CellSample:
+def generate_smear(shape=(512, 512), n_cells=(2, 10), seed=None, rgb: bool = False, cell_radius=(40, 90)) -> CellSample:
     """A synthetic smear of overlapping translucent cells, one nucleus each, with exact truth.
 
     ``n_cells`` and ``cell_radius`` (semi-major axis in px) are a number or an inclusive (low, high)
@@ -178,8 +172,7 @@ def generate_smear(shape=(512, 512), n_cells=(2, 10), seed=None, rgb: bool = Fal
     od_pink, od_blue, od_nucleus = (np.zeros(shape, np.float32) for _ in range(3))
     centers = []
     for i in range(count):
-        cell, center, nucleus, nucleus_center = _place_cell(
-            rng, shape, (r_low, r_high), centers, nuclei_union)
+        cell, center, nucleus, nucleus_center = _place_cell(rng, shape, (r_low, r_high), centers, nuclei_union)
         centers.append(center)
 
         window, dy, dx = _window(center, cell.extent, shape)
@@ -212,8 +205,7 @@ def generate_smear(shape=(512, 512), n_cells=(2, 10), seed=None, rgb: bool = Fal
     if rgb:
         channels = []
         for c in range(3):
-            od = (od_pink * _PINK_CYTOPLASM[c] + od_blue * _BLUE_CYTOPLASM[c]
-                  + od_nucleus * _HEMATOXYLIN[c] + specks)
+            od = od_pink * _PINK_CYTOPLASM[c] + od_blue * _BLUE_CYTOPLASM[c] + od_nucleus * _HEMATOXYLIN[c] + specks
             blurred = ndimage.gaussian_filter(od, blur)
             channels.append(_BACKGROUND_RGB[c] * illumination * np.exp(-blurred))
         transmission = np.stack(channels, axis=-1)
@@ -308,8 +300,11 @@ def generate_cell_field(shape=(4096, 4096), n_cells: int = 10_000, seed=None):
             # cos(kθ + φ) from cos θ and sin θ by the multiple-angle identities (no arctan2).
             cos2, sin2 = c * c - s * s, 2 * s * c
             cos3, sin3 = c * (4 * c * c - 3), s * (3 - 4 * s * s)
-            wobble = (1 + c_(amp2) * (cos2 * c_(np.cos(phase2)) - sin2 * c_(np.sin(phase2)))
-                      + c_(amp3) * (cos3 * c_(np.cos(phase3)) - sin3 * c_(np.sin(phase3))))
+            wobble = (
+                1
+                + c_(amp2) * (cos2 * c_(np.cos(phase2)) - sin2 * c_(np.sin(phase2)))
+                + c_(amp3) * (cos3 * c_(np.cos(phase3)) - sin3 * c_(np.sin(phase3)))
+            )
             in_cell = (u / c_(a)) ** 2 + (v / c_(b)) ** 2 <= wobble * wobble
             dy -= c_(offset * np.sin(direction))
             dx -= c_(offset * np.cos(direction))

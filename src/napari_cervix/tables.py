@@ -4,6 +4,7 @@ One place for the convention, used by every capability that puts a table on a La
 cells, classified cells), so napari's features table widget, hovering and CSV export line up with the
 label values.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -8,6 +8,7 @@ Memory stays flat in the image height: the input is read tile by tile (``image[y
 numpy, dask and zarr), and the blend accumulator holds one band of tile rows; finished rows are written
 to ``out`` (any array supporting slice assignment, e.g. a zarr array on disk for a whole slide).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterator
@@ -67,6 +68,7 @@ def tile_grid(shape: tuple[int, ...], tile_size: int = 512, overlap: int = 64) -
 
 def blend_window(height: int, width: int, overlap: int) -> np.ndarray:
     """Separable linear ramp over ``overlap`` pixels at each edge; never zero, so borders keep weight."""
+
     def ramp(n: int) -> np.ndarray:
         if overlap <= 0:
             return np.ones(n, np.float32)
@@ -129,8 +131,8 @@ def blend_tiles(
                 raise ValueError(f"predict returned shape {pred.shape}, expected {(channels, h, w)}")
             win = blend_window(h, w, overlap)
             ys = slice(tile.y0 - band_y0, tile.y1 - band_y0)
-            acc[:, ys, tile.x0:tile.x1] += pred * win
-            weight[ys, tile.x0:tile.x1] += win
+            acc[:, ys, tile.x0 : tile.x1] += pred * win
+            weight[ys, tile.x0 : tile.x1] += win
             done += 1
             yield TileProgress(done, len(tiles))
         # Rows above the next tile row receive no more contributions: finish and flush them.

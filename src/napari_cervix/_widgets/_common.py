@@ -1,4 +1,5 @@
 """Small pieces shared by the dock widgets: layer pickers, model pickers, layer geometry."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,8 +10,9 @@ CUSTOM_FILE = "file…"
 
 def layer_picker(viewer, layer_type, label: str) -> ComboBox:
     """A combo box of the viewer's layers of one type, kept up to date as layers come and go."""
-    box = ComboBox(label=label, choices=lambda _w: [lyr for lyr in viewer.layers if isinstance(lyr, layer_type)],
-                   nullable=True)
+    box = ComboBox(
+        label=label, choices=lambda _w: [lyr for lyr in viewer.layers if isinstance(lyr, layer_type)], nullable=True
+    )
 
     def refresh(*_):
         box.reset_choices()

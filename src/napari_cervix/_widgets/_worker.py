@@ -6,6 +6,7 @@ drives a napari progress bar, lets the user cancel (the generator is closed betw
 calls ``on_result`` in the main thread, where layers are added. Errors are shown as napari
 notifications instead of crashing the viewer; the user's layers are never touched by the worker.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
@@ -101,8 +102,9 @@ class TaskWidget(Container):
     def start(self, make_generator, on_result, *, description: str, status: str) -> None:
         self._set_running(True)
         self.status.value = status
-        self._worker = start_worker(make_generator, on_result, description=description,
-                                    on_finish=lambda: self._set_running(False))
+        self._worker = start_worker(
+            make_generator, on_result, description=description, on_finish=lambda: self._set_running(False)
+        )
 
     def cancel(self, *_):
         if self._worker is not None:

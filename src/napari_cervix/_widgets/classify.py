@@ -5,7 +5,10 @@ A thin layer over :func:`napari_cervix.cells.classify.classify_cells_steps`: the
 row 0, a ``label`` column; columns the user added are kept), the labels are colored by predicted class, a
 summary of counts per class is shown, and "Export CSV" writes the table atomically.
 """
+
 from __future__ import annotations
+
+import contextlib
 
 import napari
 import numpy as np
@@ -70,12 +73,31 @@ class ClassifyWidget(TaskWidget):
         self.nuclei.value = None  # nuclei are optional: start without, unlike the pickers' newest-layer default
         self.model, self.model_file = model_picker("classifier")
         self.isolate = CheckBox(text="hide neighbouring cells in crops", value=True)
-        self.tta = SpinBox(label="test-time views", value=8, min=1, max=8,
-                           tooltip="flips/rotations averaged per cell: 8 as validated, 1 is 8× faster")
+        self.tta = SpinBox(
+            label="test-time views",
+            value=8,
+            min=1,
+            max=8,
+            tooltip="flips/rotations averaged per cell: 8 as validated, 1 is 8× faster",
+        )
         self.export_path = FileEdit(label="CSV file", mode="w", filter="*.csv")
         self.export_button = PushButton(text="Export CSV", enabled=False)
-        self.extend([self.image, self.cells, self.nuclei, self.model, self.model_file, self.isolate, self.tta,
-                     self.run_button, self.cancel_button, self.summary, self.export_path, self.export_button])
+        self.extend(
+            [
+                self.image,
+                self.cells,
+                self.nuclei,
+                self.model,
+                self.model_file,
+                self.isolate,
+                self.tta,
+                self.run_button,
+                self.cancel_button,
+                self.summary,
+                self.export_path,
+                self.export_button,
+            ]
+        )
         self.export_button.changed.connect(self.export)
 
     # ---------------------------------------------------------------------------------- actions
@@ -89,23 +111,31 @@ class ClassifyWidget(TaskWidget):
         try:
             image = np.asarray(plane_of(image_layer, self._viewer))
             cells = np.asarray(plane_of(cells_layer, self._viewer))
-            nuclei = None if nuclei_layer is None or nuclei_layer is cells_layer else np.asarray(
-                plane_of(nuclei_layer, self._viewer))
+            nuclei = (
+                None
+                if nuclei_layer is None or nuclei_layer is cells_layer
+                else np.asarray(plane_of(nuclei_layer, self._viewer))
+            )
             model = chosen_model(self.model, self.model_file)
         except ValueError as err:
             show_error(f"Classify: {err}")
             return
         if cells.shape[:2] != image.shape[:2]:
-            show_error(f"Classify: cells layer is {cells.shape[0]}×{cells.shape[1]} but the image is "
-                       f"{image.shape[0]}×{image.shape[1]}; they must cover the same pixels")
+            show_error(
+                f"Classify: cells layer is {cells.shape[0]}×{cells.shape[1]} but the image is "
+                f"{image.shape[0]}×{image.shape[1]}; they must cover the same pixels"
+            )
             return
         if not cells.any():
             show_error(f"Classify: layer {cells_layer.name!r} has no cells (all labels are 0)")
             return
         isolate, tta = self.isolate.value, self.tta.value
-        self.start(lambda: classify_cells_steps(image, cells, nuclei, model, isolate=isolate, tta=tta),
-                   lambda table: self._show(table, cells_layer),
-                   description=f"Classifying {cells_layer.name}", status=f"classifying cells of {cells_layer.name}…")
+        self.start(
+            lambda: classify_cells_steps(image, cells, nuclei, model, isolate=isolate, tta=tta),
+            lambda table: self._show(table, cells_layer),
+            description=f"Classifying {cells_layer.name}",
+            status=f"classifying cells of {cells_layer.name}…",
+        )
 
     def export(self, *_):
         if self._table is None:
@@ -140,7 +170,6 @@ class ClassifyWidget(TaskWidget):
         if window is None or not hasattr(window, "add_plugin_dock_widget"):
             return
         self._viewer.layers.selection.active = layer
-        try:
+        # An older napari without the widget: the features are still set.
+        with contextlib.suppress(Exception):
             window.add_plugin_dock_widget("napari", "Features table widget")
-        except Exception:  # noqa: BLE001 - an older napari without the widget: the features are still set
-            pass

@@ -8,6 +8,7 @@ Labels layer of nuclei painted with their cell's id, and a cell Labels layer whe
 belongs to the smallest cell covering it. If mmcv's compiled ops or mmdet are missing, the error says
 what to install; nothing else in the plugin needs them.
 """
+
 from __future__ import annotations
 
 import napari
@@ -27,8 +28,20 @@ class InstanceWidget(TaskWidget):
         self.max_detections = SpinBox(label="max detections / tile", value=100, min=1, max=1000)
         self.tile_size = SpinBox(label="tile size", value=512, min=64, max=4096, step=32)
         self.overlap = SpinBox(label="overlap", value=128, min=0, max=1024, step=16)
-        self.extend([self.image, self.model, self.model_file, self.score_threshold, self.max_detections,
-                     self.tile_size, self.overlap, self.run_button, self.cancel_button, self.status])
+        self.extend(
+            [
+                self.image,
+                self.model,
+                self.model_file,
+                self.score_threshold,
+                self.max_detections,
+                self.tile_size,
+                self.overlap,
+                self.run_button,
+                self.cancel_button,
+                self.status,
+            ]
+        )
 
     def run(self, *_):
         from ..instances import segment_instances_steps
@@ -37,13 +50,19 @@ class InstanceWidget(TaskWidget):
         if chosen is None:
             return
         layer, data, model = chosen
-        options = dict(score_threshold=self.score_threshold.value, max_detections=self.max_detections.value,
-                       tile_size=self.tile_size.value,
-                       overlap=min(self.overlap.value, self.tile_size.value - 1))
+        options = dict(
+            score_threshold=self.score_threshold.value,
+            max_detections=self.max_detections.value,
+            tile_size=self.tile_size.value,
+            overlap=min(self.overlap.value, self.tile_size.value - 1),
+        )
         name, place = layer.name, geometry(layer)
-        self.start(lambda: segment_instances_steps(data, model, **options),
-                   lambda result: self._add_layers(result, name, place),
-                   description=f"Segmenting cells of {name}", status=f"segmenting {name}…")
+        self.start(
+            lambda: segment_instances_steps(data, model, **options),
+            lambda result: self._add_layers(result, name, place),
+            description=f"Segmenting cells of {name}",
+            status=f"segmenting {name}…",
+        )
 
     def _add_layers(self, result, name: str, place: dict):
         from ..instances.layers import layer_tuples

@@ -1,5 +1,6 @@
 """Dock widget "Segment nucleus and cytoplasm": a thin layer over
 :func:`napari_cervix.semantic.inference.segment_semantic_steps`."""
+
 from __future__ import annotations
 
 import napari
@@ -27,8 +28,21 @@ class SemanticWidget(TaskWidget):
         self.tta = CheckBox(text="flip TTA", value=False)
         self.crf = CheckBox(text="CRF refinement", value=False)
         self.probabilities = CheckBox(text="add probability layers", value=False)
-        self.extend([self.image, self.model, self.model_file, self.tile_size, self.overlap, self.tta, self.crf,
-                     self.probabilities, self.run_button, self.cancel_button, self.status])
+        self.extend(
+            [
+                self.image,
+                self.model,
+                self.model_file,
+                self.tile_size,
+                self.overlap,
+                self.tta,
+                self.crf,
+                self.probabilities,
+                self.run_button,
+                self.cancel_button,
+                self.status,
+            ]
+        )
 
     def run(self, *_):
         from ..semantic.inference import segment_semantic_steps
@@ -37,22 +51,43 @@ class SemanticWidget(TaskWidget):
         if chosen is None:
             return
         layer, data, model = chosen
-        options = dict(tile_size=self.tile_size.value, overlap=min(self.overlap.value, self.tile_size.value - 1),
-                       tta=self.tta.value, crf=self.crf.value, return_probabilities=self.probabilities.value)
+        options = dict(
+            tile_size=self.tile_size.value,
+            overlap=min(self.overlap.value, self.tile_size.value - 1),
+            tta=self.tta.value,
+            crf=self.crf.value,
+            return_probabilities=self.probabilities.value,
+        )
         name, place = layer.name, geometry(layer)
-        self.start(lambda: segment_semantic_steps(data, model, **options),
-                   lambda result: self._add_layers(result, name, place),
-                   description=f"Segmenting {name}", status=f"segmenting {name}…")
+        self.start(
+            lambda: segment_semantic_steps(data, model, **options),
+            lambda result: self._add_layers(result, name, place),
+            description=f"Segmenting {name}",
+            status=f"segmenting {name}…",
+        )
 
     def _add_layers(self, result, name: str, place: dict):
         labels, probs = result if isinstance(result, tuple) else (result, None)
         features = pd.DataFrame({"label": np.arange(len(SEMANTIC_CLASSES)), "class": list(SEMANTIC_CLASSES)})
-        self._viewer.add_labels(labels, name=f"{name} semantic", features=features,
-                                colormap=DirectLabelColormap(color_dict=CLASS_COLORS), opacity=0.6, **place)
+        self._viewer.add_labels(
+            labels,
+            name=f"{name} semantic",
+            features=features,
+            colormap=DirectLabelColormap(color_dict=CLASS_COLORS),
+            opacity=0.6,
+            **place,
+        )
         if probs is not None:
             for index, cls in enumerate(SEMANTIC_CLASSES[1:], start=1):
-                self._viewer.add_image(probs[index], name=f"{name} P({cls})", colormap="magma", blending="additive",
-                                       contrast_limits=(0, 1), visible=False, **place)
+                self._viewer.add_image(
+                    probs[index],
+                    name=f"{name} P({cls})",
+                    colormap="magma",
+                    blending="additive",
+                    contrast_limits=(0, 1),
+                    visible=False,
+                    **place,
+                )
         counts = np.bincount(labels.ravel(), minlength=len(SEMANTIC_CLASSES))
         share = counts / max(counts.sum(), 1)
         self.status.value = "  ".join(f"{c}: {s:.1%}" for c, s in zip(SEMANTIC_CLASSES, share))

@@ -1,4 +1,5 @@
 """Per-cell measurements and classification (Qt-free; torch is imported only when classifying)."""
+
 from __future__ import annotations
 
 from .features import LBP_UNIFORM_BINS, feature_columns, measure_cells

@@ -5,6 +5,7 @@ rotation (any angle), flip, zoom and shift; intensities get a random gamma, blur
 standardize each input, so plain brightness/contrast changes would be no-ops). Mask channels (for the
 fusion model) follow the same geometry and skip the intensity changes.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,10 +18,18 @@ def _uniform(n: int, low: float, high: float, generator, device) -> torch.Tensor
     return low + (high - low) * torch.rand(n, generator=generator, device=device)
 
 
-def augment_batch(images: torch.Tensor, masks: torch.Tensor | None = None, *, generator: torch.Generator | None = None,
-                  zoom: tuple[float, float] = (0.85, 1.2), shift: float = 0.08,
-                  gamma: tuple[float, float] = (0.7, 1.4), noise: float = 0.03, blur_probability: float = 0.3,
-                  channel_gain: float = 0.0):
+def augment_batch(
+    images: torch.Tensor,
+    masks: torch.Tensor | None = None,
+    *,
+    generator: torch.Generator | None = None,
+    zoom: tuple[float, float] = (0.85, 1.2),
+    shift: float = 0.08,
+    gamma: tuple[float, float] = (0.7, 1.4),
+    noise: float = 0.03,
+    blur_probability: float = 0.3,
+    channel_gain: float = 0.0,
+):
     """Random geometric + intensity augmentation of B×C×H×W images in [0, 1] (and B×2×H×W masks)."""
     batch, channels, height, width = images.shape
     device = images.device

@@ -6,6 +6,7 @@ small binary trees, so :func:`trees_from_sklearn` flattens them into a few array
 safetensors file) and :class:`BoostedTrees` evaluates them with vectorized numpy, giving the same
 probabilities as scikit-learn.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ class BoostedTrees:
         out = np.empty((len(x), len(self.baseline)), np.float64)
         starts = self.tree_start[None, :]
         for begin in range(0, len(x), chunk):
-            rows = x[begin:begin + chunk]
+            rows = x[begin : begin + chunk]
             node = np.repeat(starts, len(rows), axis=0)
             sample = np.arange(len(rows))[:, None]
             while True:
@@ -58,7 +59,7 @@ class BoostedTrees:
             scores = np.repeat(self.baseline[None, :], len(rows), axis=0)
             for column in range(len(self.baseline)):
                 scores[:, column] += leaves[:, self.tree_class == column].sum(axis=1)
-            out[begin:begin + chunk] = scores
+            out[begin : begin + chunk] = scores
         return out
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
@@ -80,19 +81,32 @@ class BoostedTrees:
         arrays["is_leaf"] = arrays["is_leaf"].astype(np.uint8)
         arrays["missing_left"] = arrays["missing_left"].astype(np.uint8)
         arrays["value"] = arrays["value"].astype(np.float32)
-        arrays.update(tree_start=self.tree_start, tree_class=self.tree_class, baseline=self.baseline,
-                      n_features=np.array([self.n_features], np.int64))
+        arrays.update(
+            tree_start=self.tree_start,
+            tree_class=self.tree_class,
+            baseline=self.baseline,
+            n_features=np.array([self.n_features], np.int64),
+        )
         return {prefix + k: np.ascontiguousarray(v) for k, v in arrays.items()}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str = "boost.") -> BoostedTrees:
-        get = lambda key: np.asarray(arrays[prefix + key])
-        return cls(feature=get("feature").astype(np.int64), threshold=get("threshold").astype(np.float64),
-                   left=get("left").astype(np.int64), right=get("right").astype(np.int64),
-                   is_leaf=get("is_leaf").astype(bool), missing_left=get("missing_left").astype(bool),
-                   value=get("value").astype(np.float64), tree_start=get("tree_start").astype(np.int64),
-                   tree_class=get("tree_class").astype(np.int64), baseline=get("baseline").astype(np.float64),
-                   n_features=int(get("n_features")[0]))
+        def get(key):
+            return np.asarray(arrays[prefix + key])
+
+        return cls(
+            feature=get("feature").astype(np.int64),
+            threshold=get("threshold").astype(np.float64),
+            left=get("left").astype(np.int64),
+            right=get("right").astype(np.int64),
+            is_leaf=get("is_leaf").astype(bool),
+            missing_left=get("missing_left").astype(bool),
+            value=get("value").astype(np.float64),
+            tree_start=get("tree_start").astype(np.int64),
+            tree_class=get("tree_class").astype(np.int64),
+            baseline=get("baseline").astype(np.float64),
+            n_features=int(get("n_features")[0]),
+        )
 
 
 def trees_from_sklearn(model) -> BoostedTrees:
@@ -115,6 +129,10 @@ def trees_from_sklearn(model) -> BoostedTrees:
             classes.append(column)
             offset += len(nodes)
     flat = {name: np.concatenate(values) for name, values in parts.items()}
-    return BoostedTrees(**flat, tree_start=np.array(starts, np.int64), tree_class=np.array(classes, np.int64),
-                        baseline=np.asarray(model._baseline_prediction, np.float64).ravel(),
-                        n_features=int(model.n_features_in_))
+    return BoostedTrees(
+        **flat,
+        tree_start=np.array(starts, np.int64),
+        tree_class=np.array(classes, np.int64),
+        baseline=np.asarray(model._baseline_prediction, np.float64).ravel(),
+        n_features=int(model.n_features_in_),
+    )

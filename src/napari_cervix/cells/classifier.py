@@ -7,6 +7,7 @@ metadata (registry task ``"classifier"``) holding everything needed to rebuild a
 layer sizes, output classes, which of them are abnormal ("reviewable"), input size/channels, the binary
 threshold chosen on validation folds, and the cross-validated figures.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,7 +19,7 @@ ARCHITECTURES = {
     "mask_fusion": "image + nucleus/cytoplasm mask branches, GAP, dense (paper 002 model 2), Bethesda groups",
     "feature_fusion": "LD/ResNet deep features + LBP-256 + SIFT bag-of-features, PCA, MLP (paper 004)",
     "descriptor_boost": "cell descriptors (stain color, N/C geometry, texture) in gradient-boosted trees, "
-                        "averaged with an LD/ResNet",
+    "averaged with an LD/ResNet",
 }
 #: Architectures that need a nucleus/cytoplasm mask per crop.
 MASK_ARCHITECTURES = ("mask_fusion", "descriptor_boost")
@@ -30,10 +31,23 @@ def abnormal_probability(proba: np.ndarray, abnormal_mask: np.ndarray) -> np.nda
 
 
 class CellClassifier:
-    def __init__(self, arch: str, network, classes: list[str], abnormal_classes: list[str], *, size: int = 96,
-                 channels: int = 1, tta: int = 8, threshold: float = 0.5, fusion_head=None,
-                 model_config: dict | None = None, mask_source: str | None = None, metadata: dict | None = None,
-                 boost=None):
+    def __init__(
+        self,
+        arch: str,
+        network,
+        classes: list[str],
+        abnormal_classes: list[str],
+        *,
+        size: int = 96,
+        channels: int = 1,
+        tta: int = 8,
+        threshold: float = 0.5,
+        fusion_head=None,
+        model_config: dict | None = None,
+        mask_source: str | None = None,
+        metadata: dict | None = None,
+        boost=None,
+    ):
         if arch not in ARCHITECTURES:
             raise ValueError(f"unknown classifier architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
         self.arch = arch
@@ -88,10 +102,16 @@ class CellClassifier:
         views = range(max(1, min(self.tta, 8)))
         with torch.inference_mode():
             for start in range(0, len(crops), batch_size):
-                x = network_view(torch.from_numpy(np.ascontiguousarray(crops[start:start + batch_size], np.float32)),
-                                 self.network_size, self.network_channels)
-                m = None if masks is None else torch.from_numpy(np.ascontiguousarray(masks[start:start + batch_size],
-                                                                                     np.float32))
+                x = network_view(
+                    torch.from_numpy(np.ascontiguousarray(crops[start : start + batch_size], np.float32)),
+                    self.network_size,
+                    self.network_channels,
+                )
+                m = (
+                    None
+                    if masks is None
+                    else torch.from_numpy(np.ascontiguousarray(masks[start : start + batch_size], np.float32))
+                )
                 total = None
                 for k in views:
                     out = fn(dihedral(x, k), None if m is None else dihedral(m, k))
@@ -145,24 +165,34 @@ class CellClassifier:
         p_abnormal = abnormal_probability(proba, self.abnormal_mask)
         if not self.abnormal_mask.any() or self.abnormal_mask.all():
             return proba.argmax(axis=1), p_abnormal, p_abnormal >= self.threshold
-        return (consistent_predictions(proba, self.abnormal_mask, p_abnormal, self.threshold), p_abnormal,
-                p_abnormal >= self.threshold)
+        return (
+            consistent_predictions(proba, self.abnormal_mask, p_abnormal, self.threshold),
+            p_abnormal,
+            p_abnormal >= self.threshold,
+        )
 
     # ----------------------------------------------------------------------------------- storage
     def metadata_dict(self, extra: dict | None = None) -> dict:
         meta = dict(self.metadata)
-        meta.update({
-            "task": "classifier",
-            "architecture": self.arch,
-            "description": ARCHITECTURES[self.arch],
-            "classes": self.classes,
-            "abnormal_classes": self.abnormal_classes,
-            "threshold": self.threshold,
-            "input": {"size": self.size, "channels": self.channels, "color": "gray" if self.channels == 1 else "rgb",
-                      "range": "[0, 1], standardized per crop inside the network", "tta": self.tta},
-            "model_config": self.model_config,
-            "mask_source": self.mask_source,
-        })
+        meta.update(
+            {
+                "task": "classifier",
+                "architecture": self.arch,
+                "description": ARCHITECTURES[self.arch],
+                "classes": self.classes,
+                "abnormal_classes": self.abnormal_classes,
+                "threshold": self.threshold,
+                "input": {
+                    "size": self.size,
+                    "channels": self.channels,
+                    "color": "gray" if self.channels == 1 else "rgb",
+                    "range": "[0, 1], standardized per crop inside the network",
+                    "tta": self.tta,
+                },
+                "model_config": self.model_config,
+                "mask_source": self.mask_source,
+            }
+        )
         if extra:
             meta.update(extra)
         return meta
@@ -212,8 +242,9 @@ def build_network(arch: str, classes: int, channels: int, model_config: dict):
     per_channel = bool(model_config.get("per_channel", True))  # weights saved before the option: per channel
     if arch == "mask_fusion":
         return MaskFusionNet(channels, classes, widths, blocks=blocks, per_channel=per_channel)
-    return LDResNet(channels, classes, widths, blocks, int(model_config.get("channels_per_class", 16)),
-                    per_channel=per_channel)
+    return LDResNet(
+        channels, classes, widths, blocks, int(model_config.get("channels_per_class", 16)), per_channel=per_channel
+    )
 
 
 def load_classifier(model="default", input_kind: str | None = None) -> CellClassifier:
@@ -236,7 +267,9 @@ def load_classifier(model="default", input_kind: str | None = None) -> CellClass
     network_classes = len(classes)
     network_channels = int(meta.get("model_config", {}).get("network_channels") or channels)
     network = build_network(network_arch, network_classes, network_channels, meta.get("model_config", {}))
-    state = {k[len("net."):]: v.float() if v.is_floating_point() else v for k, v in tensors.items() if k.startswith("net.")}
+    state = {
+        k[len("net.") :]: v.float() if v.is_floating_point() else v for k, v in tensors.items() if k.startswith("net.")
+    }
     network.load_state_dict(state)
     network.eval()
     head = None
@@ -249,7 +282,18 @@ def load_classifier(model="default", input_kind: str | None = None) -> CellClass
         from .boosting import BoostedTrees
 
         boost = BoostedTrees.from_arrays({k: v.numpy() for k, v in tensors.items() if k.startswith("boost.")})
-    return CellClassifier(arch, network, classes, meta.get("abnormal_classes", []), size=meta["input"]["size"],
-                          channels=channels, tta=meta["input"].get("tta", 8), threshold=meta.get("threshold", 0.5),
-                          fusion_head=head, model_config=meta.get("model_config"), mask_source=meta.get("mask_source"),
-                          metadata=meta, boost=boost)
+    return CellClassifier(
+        arch,
+        network,
+        classes,
+        meta.get("abnormal_classes", []),
+        size=meta["input"]["size"],
+        channels=channels,
+        tta=meta["input"].get("tta", 8),
+        threshold=meta.get("threshold", 0.5),
+        fusion_head=head,
+        model_config=meta.get("model_config"),
+        mask_source=meta.get("mask_source"),
+        metadata=meta,
+        boost=boost,
+    )

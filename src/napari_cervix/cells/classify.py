@@ -3,6 +3,7 @@
 :func:`classify_cells_steps` is a generator (one progress step per batch of cells, so napari can show
 progress and cancel between batches); :func:`classify_cells` drives it to the end for console use.
 """
+
 from __future__ import annotations
 
 import copy
@@ -40,8 +41,18 @@ def default_mask_fn(classifier) -> Callable[[np.ndarray], np.ndarray]:
     return lambda gray: segment_semantic(gray)
 
 
-def cell_crops(image, table: pd.DataFrame, layers: list[np.ndarray], nuclei, *, size: int, channels: int,
-               isolate: bool = True, with_masks: bool = False, mask_fn=None):
+def cell_crops(
+    image,
+    table: pd.DataFrame,
+    layers: list[np.ndarray],
+    nuclei,
+    *,
+    size: int,
+    channels: int,
+    isolate: bool = True,
+    with_masks: bool = False,
+    mask_fn=None,
+):
     """Crops (N × C × S × S) and, when asked, one-hot masks (N × 2 × S × S) of the table's cells.
 
     Each crop is the cell's bounding box grown by :data:`CROP_MARGIN`, optionally with the surroundings
@@ -60,8 +71,7 @@ def cell_crops(image, table: pd.DataFrame, layers: list[np.ndarray], nuclei, *, 
     masks = np.empty((len(table), 2, size, size), np.float32) if with_masks else None
     for i, row in enumerate(table.itertuples(index=False)):
         layer = layers[owner[int(row.label)]]
-        y0, x0, y1, x1, pad = crop_box((row.bbox_y0, row.bbox_x0, row.bbox_y1, row.bbox_x1), layer.shape,
-                                       CROP_MARGIN)
+        y0, x0, y1, x1, pad = crop_box((row.bbox_y0, row.bbox_x0, row.bbox_y1, row.bbox_x1), layer.shape, CROP_MARGIN)
         cell = layer[y0:y1, x0:x1] == row.label
         crop = pixels[y0:y1, x0:x1]
         if isolate:
@@ -78,8 +88,17 @@ def cell_crops(image, table: pd.DataFrame, layers: list[np.ndarray], nuclei, *, 
     return crops, masks
 
 
-def classify_cells_steps(image, cells, nuclei=None, model="default", *, isolate: bool = True, mask_fn=None,
-                         measure: bool = True, tta: int | None = None) -> Generator[Progress, None, pd.DataFrame]:
+def classify_cells_steps(
+    image,
+    cells,
+    nuclei=None,
+    model="default",
+    *,
+    isolate: bool = True,
+    mask_fn=None,
+    measure: bool = True,
+    tta: int | None = None,
+) -> Generator[Progress, None, pd.DataFrame]:
     """Generator version of :func:`classify_cells` (yields progress, returns the table)."""
     from .classifier import load_classifier
 
@@ -99,10 +118,19 @@ def classify_cells_steps(image, cells, nuclei=None, model="default", *, isolate:
     crop_nuclei = nuclei if classifier.uses_given_nuclei else None
     proba = np.zeros((total, len(classifier.classes)), np.float32)
     for start in range(0, total, BATCH):
-        part = table.iloc[start:start + BATCH]
-        crops, masks = cell_crops(image, part, layers, crop_nuclei, size=classifier.size, channels=classifier.channels,
-                                  isolate=isolate, with_masks=classifier.needs_masks, mask_fn=mask_fn)
-        proba[start:start + len(part)] = classifier.predict_proba(crops, masks)
+        part = table.iloc[start : start + BATCH]
+        crops, masks = cell_crops(
+            image,
+            part,
+            layers,
+            crop_nuclei,
+            size=classifier.size,
+            channels=classifier.channels,
+            isolate=isolate,
+            with_masks=classifier.needs_masks,
+            mask_fn=mask_fn,
+        )
+        proba[start : start + len(part)] = classifier.predict_proba(crops, masks)
         yield Progress(min(start + BATCH, total), total)
     return add_predictions(table, classifier, proba)
 
@@ -112,8 +140,7 @@ def add_predictions(table: pd.DataFrame, classifier, proba: np.ndarray) -> pd.Da
     table = table.copy()
     if len(table):
         index, p_abnormal, flag = classifier.decide(proba)
-        table["predicted_class"] = pd.Categorical([classifier.classes[i] for i in index],
-                                                  categories=classifier.classes)
+        table["predicted_class"] = pd.Categorical([classifier.classes[i] for i in index], categories=classifier.classes)
     else:
         p_abnormal, flag = np.zeros(0), np.zeros(0, bool)
         table["predicted_class"] = pd.Categorical([], categories=classifier.classes)
@@ -124,9 +151,17 @@ def add_predictions(table: pd.DataFrame, classifier, proba: np.ndarray) -> pd.Da
     return table
 
 
-def classify_cells(image, cells, nuclei=None, model="default", *, isolate: bool = True, mask_fn=None,
-                   tta: int | None = None,
-                   progress: Callable[[Progress], None] | None = None) -> pd.DataFrame:
+def classify_cells(
+    image,
+    cells,
+    nuclei=None,
+    model="default",
+    *,
+    isolate: bool = True,
+    mask_fn=None,
+    tta: int | None = None,
+    progress: Callable[[Progress], None] | None = None,
+) -> pd.DataFrame:
     """Measurements + predicted class, class probabilities and reviewable flag for every cell.
 
     ``cells``/``nuclei`` as for :func:`~napari_cervix.cells.features.measure_cells`; ``model`` a registered

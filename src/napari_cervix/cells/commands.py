@@ -2,6 +2,7 @@
 
 Light at import time (no torch): the CLI lists every capability's commands before running one.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,12 @@ def _classify_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="default", help="registered classifier name or .safetensors file")
     parser.add_argument("--out", required=True, help="CSV table to write (one row per cell)")
     parser.add_argument("--no-isolate", action="store_true", help="keep neighbouring cells in the crops")
-    parser.add_argument("--tta", type=int, default=None,
-                        help="test-time flips/rotations, 1-8 (default: the model's, 8 for the shipped ones)")
+    parser.add_argument(
+        "--tta",
+        type=int,
+        default=None,
+        help="test-time flips/rotations, 1-8 (default: the model's, 8 for the shipped ones)",
+    )
 
 
 def _classify_run(args: argparse.Namespace) -> int:
@@ -89,18 +94,25 @@ def evaluate_classifier(model, spec: str) -> dict:
     # "default" = the classifier trained for this dataset's kind of input (Herlev is color).
     kind = "rgb" if any(color_kind(s.image) == "rgb" for s in samples) else "gray"
     classifier = load_classifier(model, kind)
-    crops, targets, _, _ = load_labelled_cells(spec, classifier.size, classifier.channels, list(HERLEV_CLASSES),
-                                               samples=samples)
+    crops, targets, _, _ = load_labelled_cells(
+        spec, classifier.size, classifier.channels, list(HERLEV_CLASSES), samples=samples
+    )
     proba = classifier.predict_proba(crops)
     predicted, _, _ = classifier.decide(proba)  # the class agrees with the thresholded reviewable flag
     seven_class = classifier.classes == list(HERLEV_CLASSES)
-    true = targets if seven_class else np.array(
-        [classifier.classes.index(HERLEV_TO_BETHESDA[HERLEV_CLASSES[t]]) for t in targets])
-    scores = classification_metrics(true, predicted, classifier.classes, proba=proba,
-                                     positive_classes=classifier.abnormal_classes)
+    true = (
+        targets
+        if seven_class
+        else np.array([classifier.classes.index(HERLEV_TO_BETHESDA[HERLEV_CLASSES[t]]) for t in targets])
+    )
+    scores = classification_metrics(
+        true, predicted, classifier.classes, proba=proba, positive_classes=classifier.abnormal_classes
+    )
     binary = scores["binary"]
     return {
-        "model": str(model), "architecture": classifier.arch, "cells": len(targets),
+        "model": str(model),
+        "architecture": classifier.arch,
+        "cells": len(targets),
         "threshold": classifier.threshold,
         "accuracy_7class": scores["accuracy"] if seven_class else None,
         **({} if seven_class else {"accuracy_bethesda": scores["accuracy"]}),
@@ -117,8 +129,10 @@ def _evaluate_run(args: argparse.Namespace) -> int:
     else:
         binary = result["binary"]
         accuracy = result["accuracy_7class"] if result["accuracy_7class"] is not None else result["accuracy_bethesda"]
-        print(f"{result['cells']} cells  accuracy {accuracy:.3f}  abnormal recall {binary['recall_abnormal']:.3f}  "
-              f"specificity {binary['specificity']:.3f}  AUC {binary['auc']:.3f}")
+        print(
+            f"{result['cells']} cells  accuracy {accuracy:.3f}  abnormal recall {binary['recall_abnormal']:.3f}  "
+            f"specificity {binary['specificity']:.3f}  AUC {binary['auc']:.3f}"
+        )
     return 0
 
 
@@ -133,11 +147,17 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder (model, CV figures, checkpoints)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     parser.add_argument("--epochs", type=int, default=None, help="default: the shipped recipe's (60 or 120)")
-    parser.add_argument("--size", type=int, default=None,
-                        help="crop size in pixels (default 96; descriptor_boost 128, its CNN 96)")
+    parser.add_argument(
+        "--size", type=int, default=None, help="crop size in pixels (default 96; descriptor_boost 128, its CNN 96)"
+    )
     parser.add_argument("--rgb", action="store_true", help="train on color instead of gray")
-    parser.add_argument("--cv-folds", type=int, default=0, help="also cross-validate with this many folds and "
-                        "set the reviewable threshold from the out-of-fold predictions")
+    parser.add_argument(
+        "--cv-folds",
+        type=int,
+        default=0,
+        help="also cross-validate with this many folds and "
+        "set the reviewable threshold from the out-of-fold predictions",
+    )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -160,7 +180,10 @@ def _train_run(args: argparse.Namespace) -> int:
         config.network_size = min(config.network_size or args.size, args.size)  # never upsample for the CNN
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    log = lambda message: print(message, file=sys.stderr, flush=True)
+
+    def log(message):
+        print(message, file=sys.stderr, flush=True)
+
     crops, targets, groups, _ = load_labelled_cells(args.dataset, config.size, config.channels, list(HERLEV_CLASSES))
     log(f"{len(crops)} cells from {args.dataset}; training {config.arch} for {config.epochs} epochs")
     validation = None
@@ -172,8 +195,15 @@ def _train_run(args: argparse.Namespace) -> int:
     classifier = train_classifier(config, crops, targets, checkpoint_dir=out, resume=args.resume, log=log)
     if validation is not None:
         classifier.threshold = validation["threshold"]
-    meta = {"training": {"dataset": args.dataset, "cells": len(crops), "epochs": config.epochs,
-                         "seed": config.seed, "recipe": "napari-cervix train classifier"}}
+    meta = {
+        "training": {
+            "dataset": args.dataset,
+            "cells": len(crops),
+            "epochs": config.epochs,
+            "seed": config.seed,
+            "recipe": "napari-cervix train classifier",
+        }
+    }
     if validation is not None:
         meta["validation"] = {k: validation[k] for k in ("folds", "accuracy", "binary", "threshold", "confusion")}
     path = out / f"{config.arch}.safetensors"
@@ -183,10 +213,25 @@ def _train_run(args: argparse.Namespace) -> int:
 
 
 COMMANDS = [
-    Command("classify", None, "measure and classify every cell of a labelled image into a CSV table",
-            _classify_arguments, _classify_run),
-    Command("evaluate", "classifier", "score a cell classifier on labelled single cells (Herlev layout)",
-            _evaluate_arguments, _evaluate_run),
-    Command("train", "classifier", "train a cell classifier (LD/ResNet, mask fusion, feature fusion, descriptor boost)",
-            _train_arguments, _train_run),
+    Command(
+        "classify",
+        None,
+        "measure and classify every cell of a labelled image into a CSV table",
+        _classify_arguments,
+        _classify_run,
+    ),
+    Command(
+        "evaluate",
+        "classifier",
+        "score a cell classifier on labelled single cells (Herlev layout)",
+        _evaluate_arguments,
+        _evaluate_run,
+    ),
+    Command(
+        "train",
+        "classifier",
+        "train a cell classifier (LD/ResNet, mask fusion, feature fusion, descriptor boost)",
+        _train_arguments,
+        _train_run,
+    ),
 ]

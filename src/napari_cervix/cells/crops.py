@@ -11,6 +11,7 @@ to :func:`classify_cells`) the mask comes from them; otherwise from a mask funct
 semantic model when there is one, else :func:`otsu_semantic_mask`, a simple three-class Otsu split
 (documented fallback: good on clean single cells, rough on cluttered ones).
 """
+
 from __future__ import annotations
 
 import numpy as np

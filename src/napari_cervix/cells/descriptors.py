@@ -15,6 +15,7 @@ training cell are described the same way. Groups, in order (:func:`descriptor_na
   distances 1, 2, 4 (averaged over 4 directions); uniform LBP histograms of the nucleus and of the crop;
   mean gray in 8 rings around the crop centre (the cell's radial profile).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -56,8 +57,7 @@ def _shape(region: np.ndarray, size: int) -> list[float]:
         return [0.0] * len(_SHAPE)
     p = max(props, key=lambda r: r.area)
     circularity = 4 * np.pi * p.area / max(p.perimeter, 1.0) ** 2
-    return [p.eccentricity, p.solidity, p.extent, p.axis_major_length / size, p.axis_minor_length / size,
-            circularity]
+    return [p.eccentricity, p.solidity, p.extent, p.axis_major_length / size, p.axis_minor_length / size, circularity]
 
 
 def _uniform_lbp(codes: np.ndarray, region: np.ndarray) -> list[float]:
@@ -78,8 +78,17 @@ def crop_descriptor(crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
     size = rgb.shape[0]
     gray = to_gray(rgb)
     hsv, lab = rgb2hsv(rgb), rgb2lab(rgb)
-    channels = [rgb[..., 0], rgb[..., 1], rgb[..., 2], hsv[..., 0], hsv[..., 1], hsv[..., 2],
-                lab[..., 0], lab[..., 1], lab[..., 2]]
+    channels = [
+        rgb[..., 0],
+        rgb[..., 1],
+        rgb[..., 2],
+        hsv[..., 0],
+        hsv[..., 1],
+        hsv[..., 2],
+        lab[..., 0],
+        lab[..., 1],
+        lab[..., 2],
+    ]
     nucleus, cytoplasm = mask == 2, mask == 1
     regions = (nucleus, cytoplasm, mask == 0, np.ones_like(nucleus))
     out: list[float] = []
@@ -91,8 +100,9 @@ def crop_descriptor(crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
     out += _shape(nucleus, size) + _shape(cell, size)
     levels = 32  # co-occurrence on 32 gray levels: enough for chromatin texture, stable on small crops
     quantized = np.minimum((gray * levels).astype(np.uint8), levels - 1)
-    glcm = graycomatrix(quantized, _GLCM_DISTANCES, (0, np.pi / 4, np.pi / 2, 3 * np.pi / 4), levels=levels,
-                        symmetric=True, normed=True)
+    glcm = graycomatrix(
+        quantized, _GLCM_DISTANCES, (0, np.pi / 4, np.pi / 2, 3 * np.pi / 4), levels=levels, symmetric=True, normed=True
+    )
     for prop in _GLCM:
         out += list(graycoprops(glcm, prop).mean(axis=1))
     codes = UNIFORM_LUT[lbp_codes((gray * 255).astype(np.uint8))].astype(np.int64)

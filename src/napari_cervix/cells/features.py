@@ -29,6 +29,7 @@ Rules (documented because real masks break the simple picture):
 * ``lbp_0 … lbp_9``: normalized histogram of rotation-invariant *uniform* LBP codes (8 neighbours, radius 1;
   paper 004 uses the full 256-code histogram, which :func:`lbp_histogram` also gives for the classifiers).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -73,7 +74,7 @@ def lbp_codes(gray: np.ndarray) -> np.ndarray:
     height, width = gray.shape
     codes = np.zeros((height, width), np.uint8)
     for bit, (dy, dx) in enumerate(_LBP_OFFSETS):
-        neighbour = padded[1 + dy:1 + dy + height, 1 + dx:1 + dx + width]
+        neighbour = padded[1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width]
         codes |= np.left_shift((neighbour >= gray).view(np.uint8), bit, dtype=np.uint8)
     return codes
 
@@ -271,7 +272,7 @@ class _Runs:
         bounds = np.flatnonzero(np.diff(labels)) + 1
         starts = np.concatenate([[0], bounds])
         ends = np.concatenate([bounds, [labels.size]])
-        hull_points = [cv2.convexHull(points[2 * start:2 * end]) for start, end in zip(starts, ends)]
+        hull_points = [cv2.convexHull(points[2 * start : 2 * end]) for start, end in zip(starts, ends)]
         vertices = np.concatenate(hull_points).reshape(-1, 2).astype(np.float64)
         owner = np.repeat(labels[starts].astype(np.int64), [len(h) for h in hull_points])
         # Next vertex of each hull vertex, cycling within its own hull.
@@ -299,8 +300,10 @@ def _perimeters(labels: np.ndarray, n_bins: int) -> np.ndarray:
     padded = np.pad(labels, 1)
     centre = padded[1:-1, 1:-1]
     border = (
-        (padded[:-2, 1:-1] != centre) | (padded[2:, 1:-1] != centre)
-        | (padded[1:-1, :-2] != centre) | (padded[1:-1, 2:] != centre)
+        (padded[:-2, 1:-1] != centre)
+        | (padded[2:, 1:-1] != centre)
+        | (padded[1:-1, :-2] != centre)
+        | (padded[1:-1, 2:] != centre)
     )
     border &= centre > 0
     # Border pixels keep their label, every other pixel is 0, so one comparison tests "same-label border".
@@ -358,11 +361,7 @@ def measure_cells(image, cells, nuclei=None, *, lbp: bool = True) -> pd.DataFram
     if finite is not None:
         gray = np.where(finite, gray, np.nanmedian(gray) if finite.any() else 0.0).astype(gray.dtype)
     lbp_uniform = UNIFORM_LUT[lbp_codes(gray)] if lbp else None
-    tables = [
-        _measure_layer(gray, layer, nucleus_ids, finite, lbp_uniform)
-        for layer in layers
-        if layer.any()
-    ]
+    tables = [_measure_layer(gray, layer, nucleus_ids, finite, lbp_uniform) for layer in layers if layer.any()]
     if not tables:
         return pd.DataFrame(columns=feature_columns(lbp=lbp))
     table = pd.concat(tables, ignore_index=True).sort_values("label", kind="stable").reset_index(drop=True)

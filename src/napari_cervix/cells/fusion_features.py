@@ -8,6 +8,7 @@ Paper 004 used SURF keypoints; SURF is patented (opencv "non-free"), so descript
 a dense grid: a 96 px crop of a smooth cell has too few detected keypoints for a stable histogram, and
 dense SIFT is the usual bag-of-features choice for small images.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -35,8 +36,11 @@ def dense_sift(gray: np.ndarray, step: int = 8, size: float = 12.0) -> np.ndarra
     image = _to_uint8(gray)
     height, width = image.shape
     half = size / 2
-    keypoints = [cv2.KeyPoint(float(x), float(y), size)
-                 for y in np.arange(half, height - half + 1, step) for x in np.arange(half, width - half + 1, step)]
+    keypoints = [
+        cv2.KeyPoint(float(x), float(y), size)
+        for y in np.arange(half, height - half + 1, step)
+        for x in np.arange(half, width - half + 1, step)
+    ]
     _, descriptors = cv2.SIFT_create().compute(image, keypoints)
     if descriptors is None:
         return np.zeros((0, 128), np.float32)
@@ -94,8 +98,11 @@ class FusionHead:
 
     # ------------------------------------------------------------------ storage as named arrays
     def to_arrays(self, prefix: str = "fusion.") -> dict[str, np.ndarray]:
-        arrays = {f"{prefix}vocabulary": self.vocabulary, f"{prefix}scaler.mean": self.scaler[0],
-                  f"{prefix}scaler.scale": self.scaler[1]}
+        arrays = {
+            f"{prefix}vocabulary": self.vocabulary,
+            f"{prefix}scaler.mean": self.scaler[0],
+            f"{prefix}scaler.scale": self.scaler[1],
+        }
         for name, (mean, components) in self.pca.items():
             arrays[f"{prefix}pca.{name}.mean"] = mean
             arrays[f"{prefix}pca.{name}.components"] = components
@@ -105,7 +112,7 @@ class FusionHead:
         return {k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()}
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str = "fusion.") -> "FusionHead":
+    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str = "fusion.") -> FusionHead:
         get = lambda key: np.asarray(arrays[prefix + key], np.float32)  # noqa: E731
         layers, index = [], 0
         while f"{prefix}mlp.{index}.weight" in arrays:
@@ -119,9 +126,17 @@ class FusionHead:
         )
 
 
-def fit_fusion_head(deep: np.ndarray, gray_images: np.ndarray, targets: np.ndarray, *, seed: int = 0,
-                    hidden: int = 128, alpha: float = 1e-2, vocabulary_size: int = VOCABULARY_SIZE,
-                    pca_variance: float = PCA_VARIANCE) -> FusionHead:
+def fit_fusion_head(
+    deep: np.ndarray,
+    gray_images: np.ndarray,
+    targets: np.ndarray,
+    *,
+    seed: int = 0,
+    hidden: int = 128,
+    alpha: float = 1e-2,
+    vocabulary_size: int = VOCABULARY_SIZE,
+    pca_variance: float = PCA_VARIANCE,
+) -> FusionHead:
     """Fit vocabulary, per-group PCA, scaler and the one-hidden-layer MLP on training cells."""
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
@@ -134,8 +149,11 @@ def fit_fusion_head(deep: np.ndarray, gray_images: np.ndarray, targets: np.ndarr
         pool = pool[rng.choice(len(pool), 40_000, replace=False)]
     n_words = min(vocabulary_size, len(pool))
     vocabulary = KMeans(n_words, n_init=1, random_state=seed).fit(pool).cluster_centers_.astype(np.float32)
-    groups = {"deep": np.asarray(deep, np.float32), "lbp": lbp_256(gray_images),
-              "bof": bof_histograms(descriptor_sets, vocabulary)}
+    groups = {
+        "deep": np.asarray(deep, np.float32),
+        "lbp": lbp_256(gray_images),
+        "bof": bof_histograms(descriptor_sets, vocabulary),
+    }
     pca = {}
     for name in GROUPS:
         fitted = PCA(n_components=pca_variance, svd_solver="full", random_state=seed).fit(groups[name])
@@ -144,8 +162,14 @@ def fit_fusion_head(deep: np.ndarray, gray_images: np.ndarray, targets: np.ndarr
     raw = np.concatenate([(groups[n] - pca[n][0]) @ pca[n][1].T for n in GROUPS], axis=1)
     head.scaler = (raw.mean(0).astype(np.float32), (raw.std(0) + 1e-6).astype(np.float32))
     x = head.fused(groups)
-    mlp = MLPClassifier(hidden_layer_sizes=(hidden,), activation="relu", alpha=alpha, max_iter=600,
-                        random_state=seed, learning_rate_init=1e-3)
+    mlp = MLPClassifier(
+        hidden_layer_sizes=(hidden,),
+        activation="relu",
+        alpha=alpha,
+        max_iter=600,
+        random_state=seed,
+        learning_rate_init=1e-3,
+    )
     mlp.fit(x, targets)
     n_classes = int(targets.max()) + 1
     weight_out, bias_out = mlp.coefs_[1], mlp.intercepts_[1]
@@ -158,6 +182,8 @@ def fit_fusion_head(deep: np.ndarray, gray_images: np.ndarray, targets: np.ndarr
         full_w[:, mlp.classes_] = weight_out
         full_b[mlp.classes_] = bias_out
         weight_out, bias_out = full_w, full_b
-    head.layers = [(mlp.coefs_[0].astype(np.float32), mlp.intercepts_[0].astype(np.float32)),
-                   (np.asarray(weight_out, np.float32), np.asarray(bias_out, np.float32))]
+    head.layers = [
+        (mlp.coefs_[0].astype(np.float32), mlp.intercepts_[0].astype(np.float32)),
+        (np.asarray(weight_out, np.float32), np.asarray(bias_out, np.float32)),
+    ]
     return head

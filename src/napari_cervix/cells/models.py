@@ -14,6 +14,7 @@ must be discriminative. ``L_div``: each channel is turned into a spatial softmax
 cross-channel max pooling and summed over space, giving the group's diversity ``D ∈ [1, ξ]``;
 ``L_div = 1 − mean(D)/ξ`` rewards channels that look at different parts of the cell.
 """
+
 from __future__ import annotations
 
 import torch
@@ -73,8 +74,11 @@ class ResNetTrunk(nn.Module):
         stages, cin = [], widths[0]
         for index, width in enumerate(widths):
             stride = 1 if index == 0 else 2
-            stages.append(nn.Sequential(*[BasicBlock(cin if b == 0 else width, width, stride if b == 0 else 1)
-                                          for b in range(blocks)]))
+            stages.append(
+                nn.Sequential(
+                    *[BasicBlock(cin if b == 0 else width, width, stride if b == 0 else 1) for b in range(blocks)]
+                )
+            )
             cin = width
         self.stages = nn.Sequential(*stages)
         self.out_channels = widths[-1]
@@ -90,15 +94,24 @@ class LDResNet(nn.Module):
     are what inference uses; ``grouped_map`` (B × classes·ξ × h × w) feeds :func:`ld_loss` in training.
     """
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 7, widths=(32, 64, 128), blocks: int = 2,
-                 channels_per_class: int = 16, dropout: float = 0.2, per_channel: bool = True):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 7,
+        widths=(32, 64, 128),
+        blocks: int = 2,
+        channels_per_class: int = 16,
+        dropout: float = 0.2,
+        per_channel: bool = True,
+    ):
         super().__init__()
         self.num_classes = num_classes
         self.channels_per_class = channels_per_class
         self.trunk = ResNetTrunk(in_channels, widths, blocks, per_channel)
         grouped = num_classes * channels_per_class
-        self.group_conv = nn.Sequential(nn.Conv2d(self.trunk.out_channels, grouped, 1, bias=False),
-                                        nn.BatchNorm2d(grouped), nn.ReLU(inplace=True))
+        self.group_conv = nn.Sequential(
+            nn.Conv2d(self.trunk.out_channels, grouped, 1, bias=False), nn.BatchNorm2d(grouped), nn.ReLU(inplace=True)
+        )
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(grouped, num_classes)
         self.feature_dim = grouped
@@ -113,8 +126,16 @@ class LDResNet(nn.Module):
         return logits, grouped
 
 
-def ld_loss(grouped: torch.Tensor, target: torch.Tensor, num_classes: int, channels_per_class: int,
-            *, tau: float = 20.0, drop_fraction: float = 0.5, generator: torch.Generator | None = None):
+def ld_loss(
+    grouped: torch.Tensor,
+    target: torch.Tensor,
+    num_classes: int,
+    channels_per_class: int,
+    *,
+    tau: float = 20.0,
+    drop_fraction: float = 0.5,
+    generator: torch.Generator | None = None,
+):
     """Local discriminant loss ``L_dis + τ·L_div`` over class-grouped channels (see the module docstring).
 
     Returns ``(total, discriminative, diversity)`` so training can log the parts.
@@ -149,16 +170,29 @@ class MaskFusionNet(nn.Module):
     far less to describe than the image (shape and size of nucleus and cytoplasm).
     """
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 3, widths=(32, 64, 128), mask_widths=(16, 32, 64),
-                 blocks: int = 2, dropout: float = 0.3, per_channel: bool = True):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 3,
+        widths=(32, 64, 128),
+        mask_widths=(16, 32, 64),
+        blocks: int = 2,
+        dropout: float = 0.3,
+        per_channel: bool = True,
+    ):
         super().__init__()
         self.num_classes = num_classes
         self.image_branch = ResNetTrunk(in_channels, widths, blocks, per_channel)
         self.mask_branch = ResNetTrunk(2, mask_widths, 1)
         self.mask_branch.standardize = nn.Identity()  # masks are already 0/1
         fused = self.image_branch.out_channels + self.mask_branch.out_channels
-        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(fused, 128), nn.ReLU(inplace=True),
-                                        nn.Dropout(dropout), nn.Linear(128, num_classes))
+        self.classifier = nn.Sequential(
+            nn.Dropout(dropout),
+            nn.Linear(fused, 128),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(128, num_classes),
+        )
         self.feature_dim = fused
 
     def features(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

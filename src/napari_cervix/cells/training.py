@@ -11,6 +11,7 @@ keep cells of one slide image in one fold), so the CLI, the benchmark and the te
 
 Seeds are fixed (torch, numpy, fold split), so a rerun on the same machine gives the same model.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,13 +65,24 @@ class TrainConfig:
     def model_config(self) -> dict:
         # Color models standardize the channels jointly so the stain's hue survives (see models.Standardize).
         network_channels = self.network_channels or self.channels
-        config = {"widths": list(self.widths), "blocks": self.blocks, "channels_per_class": self.channels_per_class,
-                  "per_channel": network_channels == 1}
+        config = {
+            "widths": list(self.widths),
+            "blocks": self.blocks,
+            "channels_per_class": self.channels_per_class,
+            "per_channel": network_channels == 1,
+        }
         if self.arch == "descriptor_boost":
-            config.update(network_size=self.network_size or self.size, network_channels=network_channels,
-                          cnn_weight=self.cnn_weight,
-                          boost={"iterations": self.boost_iterations, "learning_rate": self.boost_learning_rate,
-                                 "leaves": self.boost_leaves, "max_features": self.boost_max_features})
+            config.update(
+                network_size=self.network_size or self.size,
+                network_channels=network_channels,
+                cnn_weight=self.cnn_weight,
+                boost={
+                    "iterations": self.boost_iterations,
+                    "learning_rate": self.boost_learning_rate,
+                    "leaves": self.boost_leaves,
+                    "max_features": self.boost_max_features,
+                },
+            )
         return config
 
 
@@ -191,9 +203,17 @@ def _checkpoint(path: Path | None, state: dict) -> None:
     os.replace(tmp, path)
 
 
-def train_network(config: TrainConfig, crops: np.ndarray, targets: np.ndarray, *, masks: np.ndarray | None = None,
-                  n_classes: int, checkpoint: Path | None = None, resume: bool = False,
-                  log: Callable[[str], None] = print):
+def train_network(
+    config: TrainConfig,
+    crops: np.ndarray,
+    targets: np.ndarray,
+    *,
+    masks: np.ndarray | None = None,
+    n_classes: int,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+):
     """Train the CNN of ``config.arch`` (LD/ResNet, or the mask-fusion net when ``masks`` are given)."""
     import torch
     import torch.nn.functional as F
@@ -204,13 +224,18 @@ def train_network(config: TrainConfig, crops: np.ndarray, targets: np.ndarray, *
 
     seed_everything(config.seed)
     device = pick_device(config.device)
-    model = build_network("mask_fusion" if masks is not None else "ld_resnet", n_classes,
-                          config.network_channels or config.channels, config.model_config())
+    model = build_network(
+        "mask_fusion" if masks is not None else "ld_resnet",
+        n_classes,
+        config.network_channels or config.channels,
+        config.model_config(),
+    )
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = max(1, int(np.ceil(len(crops) / config.batch_size)))
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, epochs=config.epochs,
-                                                    steps_per_epoch=steps_per_epoch, pct_start=0.15)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, epochs=config.epochs, steps_per_epoch=steps_per_epoch, pct_start=0.15
+    )
     generator = torch.Generator(device=device).manual_seed(config.seed)
     order_rng = np.random.default_rng(config.seed)
     start_epoch = 0
@@ -218,8 +243,10 @@ def train_network(config: TrainConfig, crops: np.ndarray, targets: np.ndarray, *
         state = torch.load(checkpoint, map_location=device, weights_only=False)
         planned = state.get("config", {}).get("epochs")
         if planned is not None and planned != config.epochs:
-            raise ValueError(f"{checkpoint} belongs to a {planned}-epoch run; resume it with {planned} epochs "
-                             "(the learning-rate schedule depends on the total)")
+            raise ValueError(
+                f"{checkpoint} belongs to a {planned}-epoch run; resume it with {planned} epochs "
+                "(the learning-rate schedule depends on the total)"
+            )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -230,8 +257,9 @@ def train_network(config: TrainConfig, crops: np.ndarray, targets: np.ndarray, *
 
     from .classifier import network_view
 
-    x_all = network_view(torch.from_numpy(crops), config.network_size or config.size,
-                         config.network_channels).to(device)
+    x_all = network_view(torch.from_numpy(crops), config.network_size or config.size, config.network_channels).to(
+        device
+    )
     y_all = torch.from_numpy(targets).to(device)
     m_all = torch.from_numpy(masks).to(device) if masks is not None else None
     weights = torch.from_numpy(_class_weights(targets, n_classes)).to(device) if masks is not None else None
@@ -241,11 +269,15 @@ def train_network(config: TrainConfig, crops: np.ndarray, targets: np.ndarray, *
         order = torch.from_numpy(order_rng.permutation(len(crops))).to(device)
         total, seen = 0.0, 0
         for start in range(0, len(crops), config.batch_size):
-            index = order[start:start + config.batch_size]
+            index = order[start : start + config.batch_size]
             if len(index) < 2:
                 continue  # BatchNorm needs two samples
-            x, m = augment_batch(x_all[index], None if m_all is None else m_all[index], generator=generator,
-                                 channel_gain=0.1 if x_all.shape[1] == 3 else 0.0)
+            x, m = augment_batch(
+                x_all[index],
+                None if m_all is None else m_all[index],
+                generator=generator,
+                channel_gain=0.1 if x_all.shape[1] == 3 else 0.0,
+            )
             y = y_all[index]
             if m is not None:
                 loss = F.cross_entropy(model(x, m), y, weight=weights, label_smoothing=config.label_smoothing)
@@ -253,8 +285,9 @@ def train_network(config: TrainConfig, crops: np.ndarray, targets: np.ndarray, *
                 logits, grouped = model(x)
                 loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
                 if config.beta:
-                    ld, _, _ = ld_loss(grouped, y, n_classes, config.channels_per_class, tau=config.tau,
-                                       generator=generator)
+                    ld, _, _ = ld_loss(
+                        grouped, y, n_classes, config.channels_per_class, tau=config.tau, generator=generator
+                    )
                     loss = loss + config.beta * ld
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -264,12 +297,21 @@ def train_network(config: TrainConfig, crops: np.ndarray, targets: np.ndarray, *
             seen += len(index)
         if (epoch + 1) % 10 == 0 or epoch + 1 == config.epochs:
             log(f"epoch {epoch + 1}/{config.epochs} loss {total / max(seen, 1):.4f}")
-        if checkpoint is not None and (time.monotonic() - last_save > 60 * config.checkpoint_minutes
-                                       or epoch + 1 == config.epochs):
-            _checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                     "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
-                                     "order_rng": order_rng.bit_generator.state, "epoch": epoch + 1,
-                                     "config": asdict(config)})
+        if checkpoint is not None and (
+            time.monotonic() - last_save > 60 * config.checkpoint_minutes or epoch + 1 == config.epochs
+        ):
+            _checkpoint(
+                checkpoint,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "generator": generator.get_state(),
+                    "order_rng": order_rng.bit_generator.state,
+                    "epoch": epoch + 1,
+                    "config": asdict(config),
+                },
+            )
             last_save = time.monotonic()
     model.eval()
     return model.cpu()
@@ -281,18 +323,31 @@ def fit_boosted_trees(config: TrainConfig, descriptors: np.ndarray, targets: np.
 
     from .boosting import trees_from_sklearn
 
-    model = HistGradientBoostingClassifier(max_iter=config.boost_iterations, learning_rate=config.boost_learning_rate,
-                                           max_leaf_nodes=config.boost_leaves, max_features=config.boost_max_features,
-                                           early_stopping=False, random_state=config.seed)
+    model = HistGradientBoostingClassifier(
+        max_iter=config.boost_iterations,
+        learning_rate=config.boost_learning_rate,
+        max_leaf_nodes=config.boost_leaves,
+        max_features=config.boost_max_features,
+        early_stopping=False,
+        random_state=config.seed,
+    )
     model.fit(descriptors, targets)
     if list(model.classes_) != list(range(int(targets.max()) + 1)):
         raise ValueError("every class needs training cells for the boosted trees")
     return trees_from_sklearn(model)
 
 
-def train_classifier(config: TrainConfig, crops: np.ndarray, targets: np.ndarray, *, mask_fn=None,
-                     checkpoint_dir: Path | None = None, resume: bool = False, network=None,
-                     log: Callable[[str], None] = print) -> CellClassifier:
+def train_classifier(
+    config: TrainConfig,
+    crops: np.ndarray,
+    targets: np.ndarray,
+    *,
+    mask_fn=None,
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
+    network=None,
+    log: Callable[[str], None] = print,
+) -> CellClassifier:
     """Train ``config.arch`` on crops with Herlev class indices; returns a ready :class:`CellClassifier`.
 
     ``network``: an already trained CNN of the same recipe to reuse instead of training one (descriptor_boost
@@ -305,8 +360,9 @@ def train_classifier(config: TrainConfig, crops: np.ndarray, targets: np.ndarray
     ckpt = Path(checkpoint_dir) / f"{config.arch}.ckpt" if checkpoint_dir else None
     masks = masks_for_crops(crops, mask_fn) if config.arch == "mask_fusion" else None
     if network is None:
-        network = train_network(config, crops, out_targets, masks=masks, n_classes=len(out_names), checkpoint=ckpt,
-                                resume=resume, log=log)
+        network = train_network(
+            config, crops, out_targets, masks=masks, n_classes=len(out_names), checkpoint=ckpt, resume=resume, log=log
+        )
     head = boost = None
     if config.arch == "descriptor_boost":
         from .classifier import onehot_to_semantic
@@ -317,15 +373,37 @@ def train_classifier(config: TrainConfig, crops: np.ndarray, targets: np.ndarray
     if config.arch == "feature_fusion":
         from .fusion_features import fit_fusion_head
 
-        classifier = CellClassifier("ld_resnet", network, out_names, abnormal_classes, size=config.size,
-                                    channels=config.channels, tta=config.tta)
+        classifier = CellClassifier(
+            "ld_resnet",
+            network,
+            out_names,
+            abnormal_classes,
+            size=config.size,
+            channels=config.channels,
+            tta=config.tta,
+        )
         deep = classifier.deep_features(crops)
-        head = fit_fusion_head(deep, crops.mean(axis=1), out_targets, seed=config.seed,
-                               hidden=config.fusion_hidden, alpha=config.fusion_alpha)
-    return CellClassifier(config.arch, network, out_names, abnormal_classes, size=config.size,
-                          channels=config.channels, tta=config.tta, fusion_head=head, boost=boost,
-                          model_config=config.model_config(),
-                          mask_source="otsu" if config.needs_masks and mask_fn is None else None)
+        head = fit_fusion_head(
+            deep,
+            crops.mean(axis=1),
+            out_targets,
+            seed=config.seed,
+            hidden=config.fusion_hidden,
+            alpha=config.fusion_alpha,
+        )
+    return CellClassifier(
+        config.arch,
+        network,
+        out_names,
+        abnormal_classes,
+        size=config.size,
+        channels=config.channels,
+        tta=config.tta,
+        fusion_head=head,
+        boost=boost,
+        model_config=config.model_config(),
+        mask_source="otsu" if config.needs_masks and mask_fn is None else None,
+    )
 
 
 # -------------------------------------------------------------------------------- cross-validation
@@ -353,8 +431,9 @@ def binary_scores(p_abnormal: np.ndarray, is_abnormal: np.ndarray, threshold: fl
     return {"recall_abnormal": recall, "specificity": specificity, "accuracy": accuracy, "auc": auc}
 
 
-def consistent_predictions(proba: np.ndarray, abnormal_mask: np.ndarray, p_abnormal: np.ndarray,
-                           threshold: float) -> np.ndarray:
+def consistent_predictions(
+    proba: np.ndarray, abnormal_mask: np.ndarray, p_abnormal: np.ndarray, threshold: float
+) -> np.ndarray:
     """Class = most probable abnormal class when the cell is flagged reviewable, else most probable normal one.
 
     Keeps the predicted class and the reviewable flag from contradicting each other.
@@ -372,9 +451,17 @@ def fold_splits(targets: np.ndarray, groups: np.ndarray, folds: int = 5, seed: i
     return list(splitter.split(np.zeros(len(targets)), targets, groups))
 
 
-def cross_validate(config: TrainConfig, crops: np.ndarray, targets: np.ndarray, groups: np.ndarray, *,
-                   folds: int = 5, only_folds: list[int] | None = None, mask_fn=None,
-                   log: Callable[[str], None] = print) -> dict:
+def cross_validate(
+    config: TrainConfig,
+    crops: np.ndarray,
+    targets: np.ndarray,
+    groups: np.ndarray,
+    *,
+    folds: int = 5,
+    only_folds: list[int] | None = None,
+    mask_fn=None,
+    log: Callable[[str], None] = print,
+) -> dict:
     """Stratified group k-fold CV on Herlev class indices; returns out-of-fold probabilities and figures.
 
     ``only_folds`` runs a subset (to spread folds over processes); the summary then covers those folds.

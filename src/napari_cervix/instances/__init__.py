@@ -9,6 +9,7 @@
 Importing this package needs only numpy: torch, mmcv and mmdet are imported on first use, and a missing
 mmcv op raises :class:`~napari_cervix.instances.model.InstancesUnavailable` with the fix.
 """
+
 from .inference import segment_instances, segment_instances_steps
 from .result import InstanceResult
 

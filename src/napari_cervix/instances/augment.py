@@ -16,6 +16,7 @@ unlimited stream of new overlapping fields:
 
 numpy + OpenCV (headless) only; no torch.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -64,8 +65,7 @@ def estimate_background(image: np.ndarray, cells: np.ndarray) -> np.ndarray:
     covered = np.any(cells, axis=0) if len(cells) else np.zeros((h, w), bool)
     covered = ndimage.binary_dilation(covered, iterations=3)
     small = cv2.resize(image, (max(w // 4, 1), max(h // 4, 1)), interpolation=cv2.INTER_AREA)
-    hole = cv2.resize(covered.astype(np.uint8), (small.shape[1], small.shape[0]),
-                      interpolation=cv2.INTER_NEAREST)
+    hole = cv2.resize(covered.astype(np.uint8), (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST)
     if hole.all():
         return np.full((h, w), float(np.percentile(image, 95)), np.float32)
     filled = cv2.inpaint(np.clip(small, 0, 255).astype(np.uint8), hole, 5, cv2.INPAINT_TELEA)
@@ -87,8 +87,10 @@ class FieldSource:
         self.noise = []
         for sample in samples:
             if sample.cells is None:
-                raise ValueError(f"{sample.name or 'a sample'} has no per-cell annotation; instance "
-                                 "training needs whole-cell masks (ISBI 2014/2015 or COCO with 'cell')")
+                raise ValueError(
+                    f"{sample.name or 'a sample'} has no per-cell annotation; instance "
+                    "training needs whole-cell masks (ISBI 2014/2015 or COCO with 'cell')"
+                )
             image = prepare_gray(sample.image, name=sample.name or "image")
             cells = np.asarray(sample.cells, bool)
             cells = cells[cells.sum(axis=(1, 2)) >= MIN_CELL_PIXELS]
@@ -156,8 +158,9 @@ def _transform_sprite(sprite: Sprite, rng: np.random.Generator):
     matrix = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle, scale)
     matrix[:, 2] += (side / 2.0 - w / 2.0, side / 2.0 - h / 2.0)
     size = (side, side)
-    t = cv2.warpAffine(np.ascontiguousarray(t), matrix, size, flags=cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_CONSTANT, borderValue=1.0)
+    t = cv2.warpAffine(
+        np.ascontiguousarray(t), matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=1.0
+    )
     mask = cv2.warpAffine(np.ascontiguousarray(mask, np.float32), matrix, size, flags=cv2.INTER_LINEAR) > 0.5
     nuc = cv2.warpAffine(np.ascontiguousarray(nuc, np.float32), matrix, size, flags=cv2.INTER_LINEAR) > 0.5
     gamma = float(rng.uniform(0.6, 1.5))  # optical density ×γ (linear luminance change of −log T)
@@ -172,11 +175,10 @@ def _paste(canvas: np.ndarray, part: np.ndarray, y: int, x: int, op) -> None:
     if y1 <= y0 or x1 <= x0:
         return
     region = canvas[y0:y1, x0:x1]
-    canvas[y0:y1, x0:x1] = op(region, part[y0 - y:y1 - y, x0 - x:x1 - x])
+    canvas[y0:y1, x0:x1] = op(region, part[y0 - y : y1 - y, x0 - x : x1 - x])
 
 
-def compose_field(source: FieldSource, rng: np.random.Generator, size: int = 512,
-                  n_cells: int | None = None) -> Field:
+def compose_field(source: FieldSource, rng: np.random.Generator, size: int = 512, n_cells: int | None = None) -> Field:
     """A new overlapping field of ``n_cells`` (default 2–10, as in ISBI 2014) sprites of ``source``."""
     if not source.sprites:
         raise ValueError(f"{source.name or 'the dataset'} has no annotated cells to composite")
@@ -216,8 +218,7 @@ def compose_field(source: FieldSource, rng: np.random.Generator, size: int = 512
 
 def random_window(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
     """A random size×size window (flipped/rotated by 90°) of an image, padded by reflection if smaller."""
-    return crop_field(Field(image, np.zeros((0,) + image.shape, bool), np.zeros(0, np.int64)),
-                      size, rng).image
+    return crop_field(Field(image, np.zeros((0,) + image.shape, bool), np.zeros(0, np.int64)), size, rng).image
 
 
 def crop_field(field: Field, size: int, rng: np.random.Generator) -> Field:
@@ -232,8 +233,8 @@ def crop_field(field: Field, size: int, rng: np.random.Generator) -> Field:
         h, w = image.shape
     y = int(rng.integers(0, h - size + 1))
     x = int(rng.integers(0, w - size + 1))
-    image = image[y:y + size, x:x + size]
-    masks = masks[:, y:y + size, x:x + size]
+    image = image[y : y + size, x : x + size]
+    masks = masks[:, y : y + size, x : x + size]
     k = int(rng.integers(4))
     flip = rng.random() < 0.5
     image = np.rot90(image, k)
@@ -243,8 +244,7 @@ def crop_field(field: Field, size: int, rng: np.random.Generator) -> Field:
     areas = masks.sum(axis=(1, 2))
     minimum = np.where(field.labels == 0, MIN_CELL_PIXELS, MIN_NUCLEUS_PIXELS)
     keep = areas >= minimum
-    return Field(np.ascontiguousarray(image, np.float32), np.ascontiguousarray(masks[keep]),
-                 field.labels[keep])
+    return Field(np.ascontiguousarray(image, np.float32), np.ascontiguousarray(masks[keep]), field.labels[keep])
 
 
 def photometric(field: Field, rng: np.random.Generator) -> Field:
@@ -260,8 +260,9 @@ def photometric(field: Field, rng: np.random.Generator) -> Field:
     return Field(out, field.masks, field.labels)
 
 
-def draw_field(sources: list[FieldSource], rng: np.random.Generator, size: int = 512,
-               p_composite: float = 0.5) -> Field:
+def draw_field(
+    sources: list[FieldSource], rng: np.random.Generator, size: int = 512, p_composite: float = 0.5
+) -> Field:
     """One training field: a domain at random, then a composite (``p_composite``) or a real crop."""
     source = sources[rng.integers(len(sources))]
     if source.sprites and rng.random() < p_composite:

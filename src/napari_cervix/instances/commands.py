@@ -2,6 +2,7 @@
 
 No torch/mmdet at module level, so ``napari-cervix --help`` stays instant and works without mmdet.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,10 +15,13 @@ from ..cli import Command
 
 def _add_segment(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", help="image files (tif/png/jpg), gray or RGB, any size")
-    p.add_argument("--out", required=True,
-                   help="output folder: NAME_cells.tif (N×H×W uint8 stack of overlapping cell masks), "
-                        "NAME_cell_labels.tif (smallest cell wins overlaps), NAME_nuclei.tif (nuclei "
-                        "labelled with their cell's id), NAME_cells.csv (cell_id, score, area, nuclei)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output folder: NAME_cells.tif (N×H×W uint8 stack of overlapping cell masks), "
+        "NAME_cell_labels.tif (smallest cell wins overlaps), NAME_nuclei.tif (nuclei "
+        "labelled with their cell's id), NAME_cells.csv (cell_id, score, area, nuclei)",
+    )
     p.add_argument("--model", default="default", help="registered model name or a .safetensors file")
     p.add_argument("--score-threshold", type=float, default=0.5)
     p.add_argument("--max-detections", type=int, default=100, help="per tile (network pass)")
@@ -38,17 +42,22 @@ def _run_segment(args) -> int:
     detector = load_detector(args.model)  # once for every image
     for name in args.images:
         image = read_image(name)
-        result = segment_instances(image, detector, score_threshold=args.score_threshold,
-                                   max_detections=args.max_detections, tile_size=args.tile_size,
-                                   overlap=args.overlap)
+        result = segment_instances(
+            image,
+            detector,
+            score_threshold=args.score_threshold,
+            max_detections=args.max_detections,
+            tile_size=args.tile_size,
+            overlap=args.overlap,
+        )
         stem = out / Path(name).stem
         tifffile.imwrite(f"{stem}_cells.tif", result.cells.astype(np.uint8), compression="zlib")
         tifffile.imwrite(f"{stem}_cell_labels.tif", result.cell_labels(), compression="zlib")
         tifffile.imwrite(f"{stem}_nuclei.tif", result.nucleus_labels(), compression="zlib")
         nuclei_per_cell = np.bincount(result.nucleus_cell_ids, minlength=len(result) + 1)
         lines = ["cell_id,score,area,n_nuclei"] + [
-            f"{i},{s:.4f},{a},{nuclei_per_cell[i]}"
-            for i, s, a in zip(result.cell_ids, result.scores, result.areas)]
+            f"{i},{s:.4f},{a},{nuclei_per_cell[i]}" for i, s, a in zip(result.cell_ids, result.scores, result.areas)
+        ]
         Path(f"{stem}_cells.csv").write_text("\n".join(lines) + "\n")
         print(f"{name} -> {stem}_*.tif: {len(result)} cells, {len(result.nuclei)} nuclei")
     return 0
@@ -56,11 +65,18 @@ def _run_segment(args) -> int:
 
 def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="default", help="registered model name or a .safetensors file")
-    p.add_argument("--dataset", required=True, action="append",
-                   help="dataset spec (coco:FILE.json, isbi2014:DIR, isbi2015:DIR); repeatable")
-    p.add_argument("--split", choices=("val", "all"), default="val",
-                   help="'val': only the images the model's metadata lists as validation (default); "
-                        "'all': every image")
+    p.add_argument(
+        "--dataset",
+        required=True,
+        action="append",
+        help="dataset spec (coco:FILE.json, isbi2014:DIR, isbi2015:DIR); repeatable",
+    )
+    p.add_argument(
+        "--split",
+        choices=("val", "all"),
+        default="val",
+        help="'val': only the images the model's metadata lists as validation (default); 'all': every image",
+    )
     p.add_argument("--score-threshold", type=float, default=0.05)
     p.add_argument("--tile-size", type=int, default=512)
     p.add_argument("--overlap", type=int, default=128)
@@ -71,29 +87,42 @@ def _run_evaluate(args) -> int:
     from .evaluate import evaluate_instances
 
     quiet = args.json
-    result = evaluate_instances(args.model, args.dataset, split=args.split,
-                                score_threshold=args.score_threshold, tile_size=args.tile_size,
-                                overlap=args.overlap,
-                                log=(lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr)))
+    result = evaluate_instances(
+        args.model,
+        args.dataset,
+        split=args.split,
+        score_threshold=args.score_threshold,
+        tile_size=args.tile_size,
+        overlap=args.overlap,
+        log=(lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr)),
+    )
     print(json.dumps(result, indent=None if quiet else 2))
     return 0
 
 
 def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", choices=("lite", "full"), default="lite")
-    p.add_argument("--dataset", required=True, action="append",
-                   help="dataset spec with per-cell masks (coco:FILE.json, isbi2014:DIR, isbi2015:DIR); "
-                        "repeatable, each one image domain, drawn from equally often")
-    p.add_argument("--out", default="runs/instances-lite",
-                   help="run folder: last.pt (resumable checkpoint), model.safetensors (weights)")
+    p.add_argument(
+        "--dataset",
+        required=True,
+        action="append",
+        help="dataset spec with per-cell masks (coco:FILE.json, isbi2014:DIR, isbi2015:DIR); "
+        "repeatable, each one image domain, drawn from equally often",
+    )
+    p.add_argument(
+        "--out",
+        default="runs/instances-lite",
+        help="run folder: last.pt (resumable checkpoint), model.safetensors (weights)",
+    )
     p.add_argument("--steps", type=int, help="total steps (default: the preset's schedule)")
     p.add_argument("--batch-size", type=int, help="images per step (default: the preset's, 2)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-minutes", type=float, default=5.0)
-    p.add_argument("--composite", type=float, default=0.5,
-                   help="fraction of training fields built by the compositing augmentation")
+    p.add_argument(
+        "--composite", type=float, default=0.5, help="fraction of training fields built by the compositing augmentation"
+    )
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU machine")
     p.add_argument("--workers", type=int, default=0, help="processes drawing training fields")
@@ -106,20 +135,44 @@ def _run_train(args) -> int:
     from .train import train_instances
 
     weights = train_instances(
-        args.dataset, out_dir=args.out, preset=args.preset, steps=args.steps, batch_size=args.batch_size,
-        resume=args.resume, val_fraction=args.val_fraction, seed=args.seed,
-        checkpoint_seconds=60.0 * args.checkpoint_minutes, device=args.device, threads=args.threads,
-        p_composite=args.composite, workers=args.workers, init=args.init, lr=args.lr,
-        max_minutes=args.max_minutes, log=lambda *a: print(*a, flush=True))
+        args.dataset,
+        out_dir=args.out,
+        preset=args.preset,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        resume=args.resume,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        checkpoint_seconds=60.0 * args.checkpoint_minutes,
+        device=args.device,
+        threads=args.threads,
+        p_composite=args.composite,
+        workers=args.workers,
+        init=args.init,
+        lr=args.lr,
+        max_minutes=args.max_minutes,
+        log=lambda *a: print(*a, flush=True),
+    )
     print(f"weights: {weights}")
     return 0
 
 
 COMMANDS = [
-    Command("segment", "instances", "every cell and nucleus as its own mask, overlaps intact",
-            _add_segment, _run_segment),
-    Command("evaluate", "instances", "COCO mask AP (overall and per category) of an instance model",
-            _add_evaluate, _run_evaluate),
-    Command("train", "instances", "train IMBMDCR-Net (lite or full preset) with compositing augmentation",
-            _add_train, _run_train),
+    Command(
+        "segment", "instances", "every cell and nucleus as its own mask, overlaps intact", _add_segment, _run_segment
+    ),
+    Command(
+        "evaluate",
+        "instances",
+        "COCO mask AP (overall and per category) of an instance model",
+        _add_evaluate,
+        _run_evaluate,
+    ),
+    Command(
+        "train",
+        "instances",
+        "train IMBMDCR-Net (lite or full preset) with compositing augmentation",
+        _add_train,
+        _run_train,
+    ),
 ]

@@ -1,6 +1,7 @@
 """``napari-cervix evaluate instances``: COCO mask AP (pycocotools) of a model on dataset specs, through
 the same tiled inference users run. Figures are fractions with COCO's definitions (AP over IoU
 0.50:0.95, AP50, AP75, AP_S/M/L by mask area 32²/96²), overall and per category."""
+
 from __future__ import annotations
 
 import time
@@ -13,9 +14,18 @@ def validation_names(meta: dict) -> set[str]:
     return names
 
 
-def evaluate_instances(model="default", specs=(), *, split: str = "val", score_threshold: float = 0.05,
-                       tile_size: int = 512, overlap: int = 128, max_detections: int = 100,
-                       samples=None, log=print) -> dict:
+def evaluate_instances(
+    model="default",
+    specs=(),
+    *,
+    split: str = "val",
+    score_threshold: float = 0.05,
+    tile_size: int = 512,
+    overlap: int = 128,
+    max_detections: int = 100,
+    samples=None,
+    log=print,
+) -> dict:
     """Segment every image of ``specs`` (or the given ``samples``) and score against its annotations.
 
     ``split="val"`` keeps only the images the model's metadata lists as its validation split (the
@@ -34,8 +44,10 @@ def evaluate_instances(model="default", specs=(), *, split: str = "val", score_t
         wanted = validation_names(detector.meta)
         samples = [s for s in samples if s.name in wanted]
         if not samples:
-            raise ValueError(f"none of the images is in the model's validation split ({len(wanted)} names in "
-                             "its metadata); use --split all to score every image")
+            raise ValueError(
+                f"none of the images is in the model's validation split ({len(wanted)} names in "
+                "its metadata); use --split all to score every image"
+            )
     elif split != "all":
         raise ValueError(f"split must be 'val' or 'all', not {split!r}")
     if not samples:
@@ -45,8 +57,14 @@ def evaluate_instances(model="default", specs=(), *, split: str = "val", score_t
     predictions, seconds = [], 0.0
     for sample in samples:
         start = time.perf_counter()
-        result = segment_instances(sample.image, detector, score_threshold=score_threshold,
-                                   max_detections=max_detections, tile_size=tile_size, overlap=overlap)
+        result = segment_instances(
+            sample.image,
+            detector,
+            score_threshold=score_threshold,
+            max_detections=max_detections,
+            tile_size=tile_size,
+            overlap=overlap,
+        )
         seconds += time.perf_counter() - start
         predictions.append(result.to_predictions())
         log(f"{sample.name}: {len(result)} cells, {len(result.nuclei)} nuclei")

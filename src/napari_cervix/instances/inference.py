@@ -8,6 +8,7 @@ different tiles are the same object when their masks agree inside the region bot
 tiles stay two cells. The merged mask is the detection that no inner tile border cuts, when there is
 one (the tile that saw the object whole saw it best), else the union of the cut parts.
 """
+
 from __future__ import annotations
 
 from collections.abc import Generator
@@ -32,19 +33,22 @@ class _Instance:
     def box(self):
         return self.y0, self.x0, self.y0 + self.mask.shape[0], self.x0 + self.mask.shape[1]
 
-    def absorb(self, other: "_Instance") -> None:
+    def absorb(self, other: _Instance) -> None:
         self.tiles.extend(other.tiles)
         if self.cut != other.cut or not (self.cut or other.cut):
             # One saw the object whole (or both did): keep that detection as it is.
-            best = other if (self.cut and not other.cut) or (
-                not self.cut and not other.cut and other.score > self.score) else self
+            best = (
+                other
+                if (self.cut and not other.cut) or (not self.cut and not other.cut and other.score > self.score)
+                else self
+            )
             self.y0, self.x0, self.mask, self.score, self.cut = best.y0, best.x0, best.mask, best.score, best.cut
             return
         y0, x0 = min(self.y0, other.y0), min(self.x0, other.x0)
         y1, x1 = max(self.box[2], other.box[2]), max(self.box[3], other.box[3])
         mask = np.zeros((y1 - y0, x1 - x0), bool)
         for part in (self, other):
-            mask[part.y0 - y0:part.box[2] - y0, part.x0 - x0:part.box[3] - x0] |= part.mask
+            mask[part.y0 - y0 : part.box[2] - y0, part.x0 - x0 : part.box[3] - x0] |= part.mask
         self.y0, self.x0, self.mask = y0, x0, mask
         self.score = max(self.score, other.score)
         self.cut = True
@@ -56,7 +60,7 @@ def _crop(mask: np.ndarray, y0: int, x0: int):
     if not len(rows):
         return None
     cols = np.flatnonzero(mask.any(0))
-    return mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], y0 + int(rows[0]), x0 + int(cols[0])
+    return mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1], y0 + int(rows[0]), x0 + int(cols[0])
 
 
 def _region_iou(a: _Instance, b: _Instance, tile: Tile) -> float:
@@ -72,14 +76,14 @@ def _region_iou(a: _Instance, b: _Instance, tile: Tile) -> float:
     gy1, gx1 = max(ay1, by1), max(ax1, bx1)
     seen_a = np.zeros((gy1 - gy0, gx1 - gx0), bool)
     for t in a.tiles:
-        seen_a[max(t.y0 - gy0, 0):max(t.y1 - gy0, 0), max(t.x0 - gx0, 0):max(t.x1 - gx0, 0)] = True
+        seen_a[max(t.y0 - gy0, 0) : max(t.y1 - gy0, 0), max(t.x0 - gx0, 0) : max(t.x1 - gx0, 0)] = True
     shared = np.zeros_like(seen_a)
-    shared[max(tile.y0 - gy0, 0):max(tile.y1 - gy0, 0), max(tile.x0 - gx0, 0):max(tile.x1 - gx0, 0)] = True
+    shared[max(tile.y0 - gy0, 0) : max(tile.y1 - gy0, 0), max(tile.x0 - gx0, 0) : max(tile.x1 - gx0, 0)] = True
     shared &= seen_a
     ma = np.zeros_like(seen_a)
-    ma[ay0 - gy0:ay1 - gy0, ax0 - gx0:ax1 - gx0] = a.mask
+    ma[ay0 - gy0 : ay1 - gy0, ax0 - gx0 : ax1 - gx0] = a.mask
     mb = np.zeros_like(seen_a)
-    mb[by0 - gy0:by1 - gy0, bx0 - gx0:bx1 - gx0] = b.mask
+    mb[by0 - gy0 : by1 - gy0, bx0 - gx0 : bx1 - gx0] = b.mask
     ma &= shared
     mb &= shared
     union = np.count_nonzero(ma | mb)
@@ -92,8 +96,9 @@ def _overlap_fraction(a: _Instance, b: _Instance) -> float:
     y1, x1 = min(a.box[2], b.box[2]), min(a.box[3], b.box[3])
     if y1 <= y0 or x1 <= x0:
         return 0.0
-    inter = np.count_nonzero(a.mask[y0 - a.y0:y1 - a.y0, x0 - a.x0:x1 - a.x0]
-                             & b.mask[y0 - b.y0:y1 - b.y0, x0 - b.x0:x1 - b.x0])
+    inter = np.count_nonzero(
+        a.mask[y0 - a.y0 : y1 - a.y0, x0 - a.x0 : x1 - a.x0] & b.mask[y0 - b.y0 : y1 - b.y0, x0 - b.x0 : x1 - b.x0]
+    )
     return inter / max(min(np.count_nonzero(a.mask), np.count_nonzero(b.mask)), 1)
 
 
@@ -112,9 +117,12 @@ class _Merger:
             if cropped is None:
                 continue
             part, y0, x0 = cropped
-            cut = ((y0 == tile.y0 and tile.y0 > 0) or (x0 == tile.x0 and tile.x0 > 0)
-                   or (y0 + part.shape[0] == tile.y1 and tile.y1 < self.height)
-                   or (x0 + part.shape[1] == tile.x1 and tile.x1 < self.width))
+            cut = (
+                (y0 == tile.y0 and tile.y0 > 0)
+                or (x0 == tile.x0 and tile.x0 > 0)
+                or (y0 + part.shape[0] == tile.y1 and tile.y1 < self.height)
+                or (x0 + part.shape[1] == tile.x1 and tile.x1 < self.width)
+            )
             new.append(_Instance(int(label), float(score), y0, x0, part, tile, cut))
         # Candidate pairs: existing instances from other tiles whose box meets the new one's box.
         pairs = []
@@ -154,8 +162,9 @@ class _Merger:
         self.instances.extend(inst for j, inst in enumerate(new) if j not in groups)
 
     def stacks(self, shape, label: int, min_score: float):
-        chosen = sorted((i for i in self.instances if i.label == label and i.score >= min_score),
-                        key=lambda i: -i.score)
+        chosen = sorted(
+            (i for i in self.instances if i.label == label and i.score >= min_score), key=lambda i: -i.score
+        )
         masks = np.zeros((len(chosen),) + tuple(shape), bool)
         for k, inst in enumerate(chosen):
             y0, x0, y1, x1 = inst.box
@@ -196,8 +205,9 @@ def segment_instances_steps(
     # border can still be merged; the user's threshold is applied to the merged instances.
     floor = min(0.05, float(score_threshold))
     for done, tile in enumerate(tiles, start=1):
-        masks, scores, labels = detector.predict_tile(gray[tile.slices], score_floor=floor,
-                                                      max_detections=int(max_detections))
+        masks, scores, labels = detector.predict_tile(
+            gray[tile.slices], score_floor=floor, max_detections=int(max_detections)
+        )
         merger.add_tile(tile, masks, scores, labels)
         yield TileProgress(done, len(tiles))
     cell_label = detector.classes.index("cell")
@@ -211,17 +221,30 @@ def segment_instances_steps(
         nuclei=nuclei,
         nucleus_scores=nucleus_scores,
         nucleus_cell_ids=assign_nuclei(cells, nuclei),
-        meta={"model": detector.meta.get("name") or detector.meta.get("architecture"),
-              "architecture": detector.meta.get("architecture"), "tiles": len(tiles),
-              "tile_size": int(tile_size), "overlap": int(overlap),
-              "score_threshold": float(score_threshold), "max_detections": int(max_detections)},
+        meta={
+            "model": detector.meta.get("name") or detector.meta.get("architecture"),
+            "architecture": detector.meta.get("architecture"),
+            "tiles": len(tiles),
+            "tile_size": int(tile_size),
+            "overlap": int(overlap),
+            "score_threshold": float(score_threshold),
+            "max_detections": int(max_detections),
+        },
     )
 
 
-def segment_instances(image, model="default", score_threshold: float = 0.5, max_detections: int = 100,
-                      tile_size: int = 512, overlap: int = 128, device: str = "cpu",
-                      progress=None) -> InstanceResult:
+def segment_instances(
+    image,
+    model="default",
+    score_threshold: float = 0.5,
+    max_detections: int = 100,
+    tile_size: int = 512,
+    overlap: int = 128,
+    device: str = "cpu",
+    progress=None,
+) -> InstanceResult:
     """Every cell and nucleus of ``image`` as its own mask, overlaps intact (see
     :func:`segment_instances_steps` for the options). ``progress``: optional callback per tile."""
-    return run_to_end(segment_instances_steps(image, model, score_threshold, max_detections, tile_size,
-                                              overlap, device), progress)
+    return run_to_end(
+        segment_instances_steps(image, model, score_threshold, max_detections, tile_size, overlap, device), progress
+    )

@@ -10,6 +10,7 @@ Overlapping cells cannot live in one Labels layer, so a result becomes three lay
   ``features`` follow napari's convention (row i = label i, a ``label`` column, background row 0).
 * ``nuclei`` — **Labels**, each nucleus painted with its cell's id (orphans get ids above N).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,14 +36,16 @@ def outline(mask: np.ndarray) -> np.ndarray:
 
 
 def cell_table(result: InstanceResult) -> pd.DataFrame:
-    n_nuclei = np.bincount(result.nucleus_cell_ids, minlength=len(result) + 1)[1:len(result) + 1]
-    return pd.DataFrame({
-        "cell_id": result.cell_ids.astype(np.int32),
-        "score": result.scores.astype(np.float32),
-        "area": result.areas,
-        "class": pd.Categorical(["cell"] * len(result), categories=["cell"]),
-        "n_nuclei": n_nuclei.astype(np.int32),
-    })
+    n_nuclei = np.bincount(result.nucleus_cell_ids, minlength=len(result) + 1)[1 : len(result) + 1]
+    return pd.DataFrame(
+        {
+            "cell_id": result.cell_ids.astype(np.int32),
+            "score": result.scores.astype(np.float32),
+            "area": result.areas,
+            "class": pd.Categorical(["cell"] * len(result), categories=["cell"]),
+            "n_nuclei": n_nuclei.astype(np.int32),
+        }
+    )
 
 
 def layer_tuples(result: InstanceResult, name: str = "", place: dict | None = None) -> list[tuple]:
@@ -61,8 +64,13 @@ def layer_tuples(result: InstanceResult, name: str = "", place: dict | None = No
         edge_color="cell_id",
         edge_colormap="turbo",
         face_color="transparent",
-        metadata={"cells": result.cells, "cell_ids": result.cell_ids, "table": table,
-                  "instance_result": result, "overlap_rule": "smallest cell wins (cell labels layer)"},
+        metadata={
+            "cells": result.cells,
+            "cell_ids": result.cell_ids,
+            "table": table,
+            "instance_result": result,
+            "overlap_rule": "smallest cell wins (cell labels layer)",
+        },
         **place,
     )
     if not keep:
@@ -70,14 +78,30 @@ def layer_tuples(result: InstanceResult, name: str = "", place: dict | None = No
         shapes_kwargs.update(edge_color="yellow")
         shapes_kwargs.pop("edge_colormap")
     cells = ([polygons[i] for i in keep], shapes_kwargs, "shapes")
-    cell_labels = (result.cell_labels(), dict(
-        name=f"{prefix}cell labels", opacity=0.4, visible=False,
-        features=features_for_layer(table.rename(columns={"cell_id": "label"}), None, len(result) + 1),
-        metadata={"overlap_rule": "each pixel belongs to the smallest cell covering it"}, **place),
-        "labels")
-    nuclei = (result.nucleus_labels(), dict(
-        name=f"{prefix}nuclei", opacity=0.7,
-        metadata={"nucleus_cell_ids": result.nucleus_cell_ids, "nuclei": result.nuclei,
-                  "label_rule": "each nucleus has its cell's id; ids above the cell count: no cell"},
-        **place), "labels")
+    cell_labels = (
+        result.cell_labels(),
+        dict(
+            name=f"{prefix}cell labels",
+            opacity=0.4,
+            visible=False,
+            features=features_for_layer(table.rename(columns={"cell_id": "label"}), None, len(result) + 1),
+            metadata={"overlap_rule": "each pixel belongs to the smallest cell covering it"},
+            **place,
+        ),
+        "labels",
+    )
+    nuclei = (
+        result.nucleus_labels(),
+        dict(
+            name=f"{prefix}nuclei",
+            opacity=0.7,
+            metadata={
+                "nucleus_cell_ids": result.nucleus_cell_ids,
+                "nuclei": result.nuclei,
+                "label_rule": "each nucleus has its cell's id; ids above the cell count: no cell",
+            },
+            **place,
+        ),
+        "labels",
+    )
     return [cell_labels, nuclei, cells]

@@ -8,6 +8,7 @@ Shipped and user weights are plain state dicts in safetensors (:func:`napari_cer
 whose metadata holds the whole model config, so a file is self-describing: loading rebuilds exactly the
 architecture it was trained with, and a file of another task/classes/architecture is refused clearly.
 """
+
 from __future__ import annotations
 
 import copy
@@ -40,14 +41,16 @@ def require_mmdet() -> None:
         raise InstancesUnavailable(
             "instance segmentation needs mmengine, mmcv and mmdet: "
             "pip install 'napari-cervix[instances]' and mmcv==2.1.0 built with its ops "
-            f"(missing: {err.name})") from err
+            f"(missing: {err.name})"
+        ) from err
     try:
         import mmcv.ops  # noqa: F401  (loads mmcv's compiled extension)
     except (ImportError, OSError) as err:
         raise InstancesUnavailable(
             "instance segmentation needs mmcv's compiled ops (mmcv 2.1.0 built with MMCV_WITH_OPS=1, "
             "e.g. `pip install --no-binary mmcv mmcv==2.1.0`); importing mmcv.ops failed: "
-            f"{err}") from err
+            f"{err}"
+        ) from err
     try:
         import mmdet  # noqa: F401
     except ImportError as err:
@@ -131,12 +134,16 @@ def build_detector(model_cfg: dict, device: str = "cpu"):
 
 def config_to_json(cfg) -> dict:
     """The parts of a preset config stored in a weights file's metadata (JSON-safe)."""
-    return json.loads(json.dumps({
-        "model": cfg.model.to_dict() if hasattr(cfg.model, "to_dict") else dict(cfg.model),
-        "classes": list(cfg.classes),
-        "in_channels": int(cfg.in_channels),
-        "train_size": int(cfg.train_size),
-    }))
+    return json.loads(
+        json.dumps(
+            {
+                "model": cfg.model.to_dict() if hasattr(cfg.model, "to_dict") else dict(cfg.model),
+                "classes": list(cfg.classes),
+                "in_channels": int(cfg.in_channels),
+                "train_size": int(cfg.train_size),
+            }
+        )
+    )
 
 
 @dataclass
@@ -175,8 +182,9 @@ class Detector:
         data = torch.from_numpy(np.ascontiguousarray(tile, np.float32))[None]
         if self.in_channels == 3:
             data = data.expand(3, -1, -1).contiguous()
-        sample = DetDataSample(metainfo=dict(img_shape=(ph, pw), ori_shape=(ph, pw),
-                                             scale_factor=(1.0, 1.0), pad_shape=(ph, pw)))
+        sample = DetDataSample(
+            metainfo=dict(img_shape=(ph, pw), ori_shape=(ph, pw), scale_factor=(1.0, 1.0), pad_shape=(ph, pw))
+        )
         model = self.module
         rcnn_cfg = model.roi_head.test_cfg
         rcnn_cfg.score_thr = float(score_floor)
@@ -195,8 +203,12 @@ class Detector:
 def new_detector(preset: str = "lite", device: str = "cpu") -> Detector:
     """A preset with random weights (training start, tests, benchmark)."""
     cfg = stock_config() if preset == "stock" else load_config(preset)
-    meta = {"task": "instances", "architecture": ARCHITECTURE.get(preset, "cascade-mask-rcnn-r50"),
-            "preset": preset, **config_to_json(cfg)}
+    meta = {
+        "task": "instances",
+        "architecture": ARCHITECTURE.get(preset, "cascade-mask-rcnn-r50"),
+        "preset": preset,
+        **config_to_json(cfg),
+    }
     module = build_detector(cfg.model, device)
     module.eval()
     return Detector(module, tuple(cfg.classes), int(cfg.in_channels), int(cfg.train_size), meta, device)
@@ -223,16 +235,18 @@ def detector_from_weights(path, meta: dict, device: str = "cpu") -> Detector:
     unexpected = sorted(set(state) - set(own))
     wrong = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
     if missing or unexpected or wrong:
+
         def few(keys):
             return ", ".join(keys[:3]) + (" …" if len(keys) > 3 else "")
+
         raise ValueError(
             f"{path}: weights do not match the architecture in its metadata "
             f"({meta.get('architecture')}): {len(missing)} missing ({few(missing)}), "
-            f"{len(unexpected)} unexpected ({few(unexpected)}), {len(wrong)} of another shape ({few(wrong)})")
+            f"{len(unexpected)} unexpected ({few(unexpected)}), {len(wrong)} of another shape ({few(wrong)})"
+        )
     module.load_state_dict(state, strict=True)
     module.eval()
-    return Detector(module, classes, int(meta.get("in_channels", 1)), int(meta.get("train_size", 512)),
-                    meta, device)
+    return Detector(module, classes, int(meta.get("in_channels", 1)), int(meta.get("train_size", 512)), meta, device)
 
 
 def load_detector(model="default", device: str = "cpu") -> Detector:

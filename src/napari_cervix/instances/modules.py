@@ -14,6 +14,7 @@ lazily, from :mod:`napari_cervix.instances.model`.
 * :class:`LastStageMaskCascadeRoIHead` — Cascade R-CNN with *one* mask head fed by the last stage's
   boxes, as in the paper; mmdet's ``CascadeRoIHead`` builds a mask head per stage and averages them.
 """
+
 from __future__ import annotations
 
 import torch
@@ -38,8 +39,18 @@ class TVModulatedDeformConv2dPack(nn.Module):
     so a fresh layer is an ordinary (grouped) convolution with modulation 0.5 everywhere.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, deform_groups=1, bias=True):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        deform_groups=1,
+        bias=True,
+    ):
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -52,10 +63,16 @@ class TVModulatedDeformConv2dPack(nn.Module):
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         kh, kw = self.kernel_size
-        self.conv_offset = nn.Conv2d(in_channels, deform_groups * 3 * kh * kw, self.kernel_size,
-                                     stride=self.stride, padding=self.padding, dilation=self.dilation,
-                                     bias=True)
-        nn.init.kaiming_uniform_(self.weight, a=5 ** 0.5)
+        self.conv_offset = nn.Conv2d(
+            in_channels,
+            deform_groups * 3 * kh * kw,
+            self.kernel_size,
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            bias=True,
+        )
+        nn.init.kaiming_uniform_(self.weight, a=5**0.5)
         nn.init.zeros_(self.conv_offset.weight)
         nn.init.zeros_(self.conv_offset.bias)
 
@@ -64,8 +81,15 @@ class TVModulatedDeformConv2dPack(nn.Module):
         o1, o2, mask = torch.chunk(out, 3, dim=1)
         offset = torch.cat((o1, o2), dim=1)
         return torchvision.ops.deform_conv2d(
-            x, offset, self.weight, self.bias, stride=self.stride, padding=self.padding,
-            dilation=self.dilation, mask=torch.sigmoid(mask))
+            x,
+            offset,
+            self.weight,
+            self.bias,
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            mask=torch.sigmoid(mask),
+        )
 
 
 class TVRoIAlign(nn.Module):
@@ -81,8 +105,9 @@ class TVRoIAlign(nn.Module):
         self.aligned = aligned
 
     def forward(self, features: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
-        return torchvision.ops.roi_align(features, rois, self.output_size, self.spatial_scale,
-                                         self.sampling_ratio, self.aligned)
+        return torchvision.ops.roi_align(
+            features, rois, self.output_size, self.spatial_scale, self.sampling_ratio, self.aligned
+        )
 
 
 @MODELS.register_module()
@@ -130,14 +155,18 @@ class LastStageMaskCascadeRoIHead(CascadeRoIHead):
     def mask_loss(self, x, sampling_results, batch_gt_instances) -> dict:
         pos_rois = bbox2roi([res.pos_priors for res in sampling_results])
         mask_results = self._mask_forward(x, pos_rois)
-        mask_results.update(self.mask_head.loss_and_target(
-            mask_preds=mask_results["mask_preds"], sampling_results=sampling_results,
-            batch_gt_instances=batch_gt_instances, rcnn_train_cfg=self.train_cfg[-1]))
+        mask_results.update(
+            self.mask_head.loss_and_target(
+                mask_preds=mask_results["mask_preds"],
+                sampling_results=sampling_results,
+                batch_gt_instances=batch_gt_instances,
+                rcnn_train_cfg=self.train_cfg[-1],
+            )
+        )
         return mask_results
 
     def loss(self, x, rpn_results_list, batch_data_samples) -> dict:
-        batch_gt_instances, batch_gt_instances_ignore, batch_img_metas = unpack_gt_instances(
-            batch_data_samples)
+        batch_gt_instances, batch_gt_instances_ignore, batch_img_metas = unpack_gt_instances(batch_data_samples)
         losses = {}
         results_list = rpn_results_list
         last = self.num_stages - 1
@@ -149,10 +178,13 @@ class LastStageMaskCascadeRoIHead(CascadeRoIHead):
                 results = results_list[i]
                 results.priors = results.pop("bboxes")
                 assign_result = self.bbox_assigner[stage].assign(
-                    results, batch_gt_instances[i], batch_gt_instances_ignore[i])
-                sampling_results.append(self.bbox_sampler[stage].sample(
-                    assign_result, results, batch_gt_instances[i],
-                    feats=[level[i][None] for level in x]))
+                    results, batch_gt_instances[i], batch_gt_instances_ignore[i]
+                )
+                sampling_results.append(
+                    self.bbox_sampler[stage].sample(
+                        assign_result, results, batch_gt_instances[i], feats=[level[i][None] for level in x]
+                    )
+                )
             bbox_results = self.bbox_loss(stage, x, sampling_results)
             for name, value in bbox_results["loss_bbox"].items():
                 losses[f"s{stage}.{name}"] = value * weight if "loss" in name else value
@@ -162,8 +194,7 @@ class LastStageMaskCascadeRoIHead(CascadeRoIHead):
                     losses[name] = value * self.mask_loss_weight
             else:
                 with torch.no_grad():
-                    results_list = self.bbox_head[stage].refine_bboxes(
-                        sampling_results, bbox_results, batch_img_metas)
+                    results_list = self.bbox_head[stage].refine_bboxes(sampling_results, bbox_results, batch_img_metas)
                 if results_list is None:  # no proposals left: nothing for the later stages
                     break
         return losses
@@ -171,22 +202,29 @@ class LastStageMaskCascadeRoIHead(CascadeRoIHead):
     def predict_mask(self, x, batch_img_metas, results_list, rescale: bool = False):
         mask_rois = bbox2roi([res.bboxes for res in results_list])
         if mask_rois.shape[0] == 0:
-            return empty_instances(batch_img_metas, mask_rois.device, task_type="mask",
-                                   instance_results=results_list,
-                                   mask_thr_binary=self.test_cfg.mask_thr_binary)
+            return empty_instances(
+                batch_img_metas,
+                mask_rois.device,
+                task_type="mask",
+                instance_results=results_list,
+                mask_thr_binary=self.test_cfg.mask_thr_binary,
+            )
         mask_preds = self._mask_forward(x, mask_rois)["mask_preds"]
         mask_preds = mask_preds.split([len(res) for res in results_list], 0)
         return self.mask_head.predict_by_feat(
-            mask_preds=mask_preds, results_list=results_list, batch_img_metas=batch_img_metas,
-            rcnn_test_cfg=self.test_cfg, rescale=rescale)
+            mask_preds=mask_preds,
+            results_list=results_list,
+            batch_img_metas=batch_img_metas,
+            rcnn_test_cfg=self.test_cfg,
+            rescale=rescale,
+        )
 
     def forward(self, x, rpn_results_list, batch_data_samples) -> tuple:
         """Tensor-mode forward (no post-processing): box stages, then the one mask head."""
         batch_img_metas = [sample.metainfo for sample in batch_data_samples]
         proposals = [res.bboxes for res in rpn_results_list]
         num_per_img = tuple(len(p) for p in proposals)
-        rois, cls_scores, bbox_preds = self._refine_roi(x, bbox2roi(proposals), batch_img_metas,
-                                                        num_per_img)
+        rois, cls_scores, bbox_preds = self._refine_roi(x, bbox2roi(proposals), batch_img_metas, num_per_img)
         mask_preds = self._mask_forward(x, torch.cat(rois))["mask_preds"].split(num_per_img, 0)
         return cls_scores, bbox_preds, tuple(m.sigmoid() for m in mask_preds)
 
@@ -223,10 +261,8 @@ def use_portable_ops() -> None:
         dets = torch.cat((boxes[keep], scores[keep].reshape(-1, 1)), dim=1)
         return dets, (index_map[keep] if valid is not None else keep)
 
-    def roi_align(input, rois, output_size, spatial_scale=1.0, sampling_ratio=0, pool_mode="avg",
-                  aligned=True):
-        return torchvision.ops.roi_align(input, rois, _pair(output_size), spatial_scale, sampling_ratio,
-                                         aligned)
+    def roi_align(input, rois, output_size, spatial_scale=1.0, sampling_ratio=0, pool_mode="avg", aligned=True):
+        return torchvision.ops.roi_align(input, rois, _pair(output_size), spatial_scale, sampling_ratio, aligned)
 
     mmcv_nms.nms = nms  # batched_nms looks the op up by name in this module
     mask_structures.roi_align = roi_align

@@ -1,4 +1,5 @@
 """What instance segmentation returns: overlapping cell masks, nuclei, ids that link them. numpy only."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -8,6 +8,7 @@ minutes and loaded with ``weights_only=True``; ``resume=True`` continues from it
 optimizer, step, random state). The shippable result is ``OUT/model.safetensors``: a plain state dict
 with the full model config and training/validation facts in its metadata.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,8 +48,9 @@ def fields_to_batch(fields: list[Field], in_channels: int) -> dict:
         gt.bboxes = HorizontalBoxes(torch.from_numpy(boxes))
         gt.labels = torch.from_numpy(field.labels.astype(np.int64))
         gt.masks = BitmapMasks(masks.astype(np.uint8), h, w)
-        sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0),
-                                             pad_shape=(h, w)))
+        sample = DetDataSample(
+            metainfo=dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0), pad_shape=(h, w))
+        )
         sample.gt_instances = gt
         samples.append(sample)
     return {"inputs": inputs, "data_samples": samples}
@@ -77,7 +79,7 @@ def _optimizer(model, schedule: dict):
     kind = spec.pop("type")
     # No weight decay on norms and biases (standard for detectors trained from scratch).
     decay, no_decay = [], []
-    for name, param in model.named_parameters():
+    for param in model.parameters():
         if param.requires_grad:
             (no_decay if param.ndim <= 1 else decay).append(param)
     groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -128,8 +130,9 @@ def _field_stream(sources, rng, size, p_composite, batch, workers, seed, start):
             while True:
                 yield draw_field(sources, worker_rng, size, p_composite)
 
-    loader = torch.utils.data.DataLoader(Stream(), batch_size=batch, num_workers=workers,
-                                         collate_fn=list, prefetch_factor=4, persistent_workers=True)
+    loader = torch.utils.data.DataLoader(
+        Stream(), batch_size=batch, num_workers=workers, collate_fn=list, prefetch_factor=4, persistent_workers=True
+    )
     yield from loader
 
 
@@ -214,12 +217,20 @@ def train_instances(
     rng = np.random.default_rng(seed)
     start, history = 0, []
     meta = {
-        "task": "instances", "architecture": ARCHITECTURE[preset], "preset": preset,
+        "task": "instances",
+        "architecture": ARCHITECTURE[preset],
+        "preset": preset,
         **config_to_json(cfg),
         "training": {
-            "datasets": datasets, "val_fraction": val_fraction, "seed": seed, "batch_size": batch,
-            "total_steps": total, "p_composite": p_composite, "init": str(init) if init else None,
-            "optimizer": schedule["optimizer"], "device": device,
+            "datasets": datasets,
+            "val_fraction": val_fraction,
+            "seed": seed,
+            "batch_size": batch,
+            "total_steps": total,
+            "p_composite": p_composite,
+            "init": str(init) if init else None,
+            "optimizer": schedule["optimizer"],
+            "device": device,
             "train_images": {spec: [s.name for s in tr] for spec, tr, _ in splits},
             "val_images": {spec: [s.name for s in va] for spec, _, va in splits},
         },
@@ -228,8 +239,10 @@ def train_instances(
         state = load_checkpoint(ckpt_path)
         saved = json.loads(state["meta"])
         if saved.get("preset") != preset:
-            raise ValueError(f"{ckpt_path} is a {saved.get('preset')} run; resume it with --preset "
-                             f"{saved.get('preset')} or choose another --out")
+            raise ValueError(
+                f"{ckpt_path} is a {saved.get('preset')} run; resume it with --preset "
+                f"{saved.get('preset')} or choose another --out"
+            )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["step"])
@@ -241,16 +254,23 @@ def train_instances(
         log(f"no checkpoint at {ckpt_path}: starting a new run")
 
     def checkpoint(step):
-        _save_checkpoint(ckpt_path, {
-            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "optimizer": optimizer.state_dict(),
-            "step": step, "rng": json.dumps(rng.bit_generator.state),
-            "meta": json.dumps(meta), "history": json.dumps(history[-2000:]),
-        })
+        _save_checkpoint(
+            ckpt_path,
+            {
+                "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "optimizer": optimizer.state_dict(),
+                "step": step,
+                "rng": json.dumps(rng.bit_generator.state),
+                "meta": json.dumps(meta),
+                "history": json.dumps(history[-2000:]),
+            },
+        )
 
-    log(f"training {preset} ({detector.num_parameters / 1e6:.2f} M parameters) on {n_train} images "
+    log(
+        f"training {preset} ({detector.num_parameters / 1e6:.2f} M parameters) on {n_train} images "
         f"from {len(sources)} domain(s), {sum(len(s.sprites) for s in sources)} sprites; "
-        f"steps {start}→{total}, batch {batch}, device {device}")
+        f"steps {start}→{total}, batch {batch}, device {device}"
+    )
     last_save = started = time.monotonic()
     window, t0 = [], time.monotonic()
     step = start
@@ -285,14 +305,16 @@ def train_instances(
             torch.nn.utils.clip_grad_norm_(model.parameters(), float(schedule["grad_clip"]))
         optimizer.step()
         step += 1
-        window.append({k: float(v.detach()) if hasattr(v, "detach") else float(v)
-                       for k, v in log_vars.items()})
+        window.append({k: float(v.detach()) if hasattr(v, "detach") else float(v) for k, v in log_vars.items()})
         if step % log_every == 0 or step == total:
             elapsed = time.monotonic() - t0
             mean = {k: float(np.mean([w[k] for w in window if k in w])) for k in window[-1]}
             history.append({"step": step, "lr": lr, "s_per_step": elapsed / len(window), **mean})
-            parts = " ".join(f"{k}={v:.3f}" for k, v in mean.items()
-                             if k in ("loss", "loss_rpn_cls", "loss_mask") or k.endswith("loss_cls"))
+            parts = " ".join(
+                f"{k}={v:.3f}"
+                for k, v in mean.items()
+                if k in ("loss", "loss_rpn_cls", "loss_mask") or k.endswith("loss_cls")
+            )
             log(f"step {step}/{total} lr={lr:.2e} {elapsed / len(window):.2f} s/step {parts}")
             window, t0 = [], time.monotonic()
         if time.monotonic() - last_save >= checkpoint_seconds:

@@ -38,9 +38,7 @@ def _decode_segmentation(segmentation, height: int, width: int) -> np.ndarray:
             "counts": counts.encode("ascii") if isinstance(counts, str) else counts,
         }
     if tuple(rle["size"]) != (height, width):
-        raise ValueError(
-            f"segmentation size {tuple(rle['size'])} differs from the image's {(height, width)}"
-        )
+        raise ValueError(f"segmentation size {tuple(rle['size'])} differs from the image's {(height, width)}")
     return mask_utils.decode(rle).astype(bool)
 
 
@@ -58,14 +56,10 @@ def read_coco(json_path) -> list[CellSample]:
         images, annotations = data["images"], data["annotations"]
         category_ids = {c["name"].lower(): c["id"] for c in data["categories"]}
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise ValueError(
-            f"{json_path}: not a COCO instances file ({type(exc).__name__}: {exc})"
-        ) from exc
+        raise ValueError(f"{json_path}: not a COCO instances file ({type(exc).__name__}: {exc})") from exc
     cell_id, nucleus_id = category_ids.get("cell"), category_ids.get("nucleus")
     if cell_id is None and nucleus_id is None:
-        raise ValueError(
-            f"{json_path}: no 'cell' or 'nucleus' category (found {sorted(category_ids)})"
-        )
+        raise ValueError(f"{json_path}: no 'cell' or 'nucleus' category (found {sorted(category_ids)})")
 
     by_image: dict = {}
     for ann in annotations:
@@ -83,9 +77,7 @@ def read_coco(json_path) -> list[CellSample]:
 def _coco_sample(json_path: Path, info: dict, anns: list, cell_id, nucleus_id) -> CellSample:
     image_path = json_path.parent / info["file_name"]
     if not image_path.is_file():
-        raise FileNotFoundError(
-            f"{json_path}: image {info['file_name']!r} not found at {image_path}"
-        )
+        raise FileNotFoundError(f"{json_path}: image {info['file_name']!r} not found at {image_path}")
     image = read_image(image_path)
     height, width = image.shape[:2]
     if (info.get("height", height), info.get("width", width)) != (height, width):
@@ -172,13 +164,9 @@ def write_coco(samples, json_path, images_dir=None) -> Path:
             entry["label"] = sample.label
         images.append(entry)
         for cell in [] if sample.cells is None else sample.cells:
-            annotations.append(
-                _annotation(np.asarray(cell, bool), len(annotations) + 1, image_id, 1)
-            )
+            annotations.append(_annotation(np.asarray(cell, bool), len(annotations) + 1, image_id, 1))
         if sample.nuclei is not None:
-            components, count = ndi.label(
-                np.asarray(sample.nuclei, bool), structure=eight_connected
-            )
+            components, count = ndi.label(np.asarray(sample.nuclei, bool), structure=eight_connected)
             for k in range(1, count + 1):
                 annotations.append(_annotation(components == k, len(annotations) + 1, image_id, 2))
     document = {

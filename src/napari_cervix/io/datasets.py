@@ -33,9 +33,7 @@ def _folder_kinds(folder: Path) -> list[str]:
         kinds.append("isbi2014")
     if (folder / ISBI2015_MAT).is_file() or any(folder.glob("*.npz")):
         kinds.append("isbi2015")
-    if any(
-        p.stem.endswith(GT_SUFFIX) and p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()
-    ):
+    if any(p.stem.endswith(GT_SUFFIX) and p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
         kinds.append("edf-nuclei")
     if (folder / "images").is_dir() and (folder / "masks").is_dir():
         kinds.append("pairs")
@@ -68,8 +66,7 @@ def guess_kind(path) -> tuple[str, Path]:
     kinds = _folder_kinds(path)
     if len(kinds) > 1:
         raise ValueError(
-            f"{path}: matches several dataset layouts ({', '.join(kinds)}); "
-            f"say which with e.g. '{kinds[0]}:{path}'"
+            f"{path}: matches several dataset layouts ({', '.join(kinds)}); say which with e.g. '{kinds[0]}:{path}'"
         )
     if kinds:
         return kinds[0], path
@@ -77,9 +74,7 @@ def guess_kind(path) -> tuple[str, Path]:
         return "coco", path / "coco.json"
     if any(image_files(p) for p in path.iterdir() if p.is_dir()):
         return "herlev", path
-    raise ValueError(
-        f"{path}: no known dataset layout (kinds: {', '.join(READERS)}); see load_dataset"
-    )
+    raise ValueError(f"{path}: no known dataset layout (kinds: {', '.join(READERS)}); see load_dataset")
 
 
 def parse_spec(spec) -> tuple[str, Path]:
@@ -95,9 +90,7 @@ def parse_spec(spec) -> tuple[str, Path]:
         return kind, path
     # A lone letter before ':' is a Windows drive, not a kind.
     if sep and re.fullmatch(r"[A-Za-z][\w-]+", kind) and not Path(text).exists():
-        raise ValueError(
-            f"unknown dataset kind {kind!r} in {text!r}; known kinds: {', '.join(READERS)}"
-        )
+        raise ValueError(f"unknown dataset kind {kind!r} in {text!r}; known kinds: {', '.join(READERS)}")
     return guess_kind(text)
 
 

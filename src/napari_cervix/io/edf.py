@@ -47,11 +47,7 @@ def read_edf_nuclei(folder) -> list[CellSample]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"EDF nucleus folder not found: {folder}")
-    gt_files = sorted(
-        p
-        for p in folder.iterdir()
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.stem.endswith(GT_SUFFIX)
-    )
+    gt_files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.stem.endswith(GT_SUFFIX))
     if not gt_files:
         raise FileNotFoundError(f"{folder}: no NAME{GT_SUFFIX}.png nucleus ground-truth files")
     samples = []
@@ -62,9 +58,7 @@ def read_edf_nuclei(folder) -> list[CellSample]:
             raise FileNotFoundError(f"{gt_path}: its image {folder / name}.png is missing")
         image, (nuclei, variant) = read_image(image_path), _read_gt(gt_path)
         if nuclei.shape != image.shape[:2]:
-            raise ValueError(
-                f"{gt_path}: mask is {nuclei.shape}, {image_path} is {image.shape[:2]}"
-            )
+            raise ValueError(f"{gt_path}: mask is {nuclei.shape}, {image_path} is {image.shape[:2]}")
         samples.append(
             CellSample(
                 image=image,

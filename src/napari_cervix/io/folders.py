@@ -14,9 +14,7 @@ def read_class_folders(folder) -> list[CellSample]:
     if not folder.is_dir():
         raise FileNotFoundError(f"class-folder dataset not found: {folder}")
     samples = []
-    for class_dir in sorted(
-        p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
-    ):
+    for class_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for image_path in image_files(class_dir):
             samples.append(
                 CellSample(
@@ -28,9 +26,7 @@ def read_class_folders(folder) -> list[CellSample]:
                 )
             )
     if not samples:
-        raise FileNotFoundError(
-            f"{folder}: no class sub-folders with images (expected CLASS/NAME.jpg)"
-        )
+        raise FileNotFoundError(f"{folder}: no class sub-folders with images (expected CLASS/NAME.jpg)")
     return samples
 
 
@@ -48,9 +44,7 @@ def read_mask_pairs(folder, threshold: float = 127) -> list[CellSample]:
             raise FileNotFoundError(f"{image_path}: no mask {masks_dir / image_path.stem}.* for it")
         image, nuclei = read_image(image_path), read_mask(mask_path, threshold)
         if nuclei.shape != image.shape[:2]:
-            raise ValueError(
-                f"{mask_path}: mask is {nuclei.shape}, {image_path} is {image.shape[:2]}"
-            )
+            raise ValueError(f"{mask_path}: mask is {nuclei.shape}, {image_path} is {image.shape[:2]}")
         samples.append(
             CellSample(
                 image=image,

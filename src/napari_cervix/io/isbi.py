@@ -28,9 +28,7 @@ def _stack_masks(masks, shape: tuple[int, int], where: str) -> np.ndarray:
     masks = [np.asarray(m) for m in masks]
     for k, mask in enumerate(masks):
         if mask.shape != tuple(shape):
-            raise ValueError(
-                f"{where}: mask {k} has shape {mask.shape}, the image is {tuple(shape)}"
-            )
+            raise ValueError(f"{where}: mask {k} has shape {mask.shape}, the image is {tuple(shape)}")
     if not masks:
         return np.zeros((0, *shape), bool)
     return np.stack(masks).astype(bool)
@@ -47,28 +45,20 @@ def read_isbi2014(path) -> list[CellSample]:
     try:
         mat = scipy.io.loadmat(mat_path, variable_names=["train_Cytoplasm", "train_Nuclei"])
     except Exception as exc:  # scipy raises several unrelated types for truncated or v7.3 files
-        raise ValueError(
-            f"{mat_path}: not a readable MATLAB v5 file ({type(exc).__name__}: {exc})"
-        ) from exc
+        raise ValueError(f"{mat_path}: not a readable MATLAB v5 file ({type(exc).__name__}: {exc})") from exc
     for key in ("train_Cytoplasm", "train_Nuclei"):
         if key not in mat:
-            raise ValueError(
-                f"{mat_path}: no '{key}' variable; is this the ISBI 2014 isbi_train_GT.mat?"
-            )
+            raise ValueError(f"{mat_path}: no '{key}' variable; is this the ISBI 2014 isbi_train_GT.mat?")
     cytoplasm, nuclei = mat["train_Cytoplasm"].ravel(), mat["train_Nuclei"].ravel()
     if len(cytoplasm) != len(nuclei):
-        raise ValueError(
-            f"{mat_path}: {len(cytoplasm)} train_Cytoplasm entries but {len(nuclei)} train_Nuclei"
-        )
+        raise ValueError(f"{mat_path}: {len(cytoplasm)} train_Cytoplasm entries but {len(nuclei)} train_Nuclei")
 
     images_dir = mat_path.parent / "images"
     samples = []
     for i, (cell_masks, nucleus_mask) in enumerate(zip(cytoplasm, nuclei)):
         image_path = find_image(images_dir, str(i + 1))
         if image_path is None:
-            raise FileNotFoundError(
-                f"{mat_path}: entry {i} needs {images_dir / f'{i + 1}.tif'}, which is missing"
-            )
+            raise FileNotFoundError(f"{mat_path}: entry {i} needs {images_dir / f'{i + 1}.tif'}, which is missing")
         image = read_image(image_path)
         where = f"{mat_path} entry {i}"
         # A MATLAB cell array loads as an object array; a lone numeric mask is one cell.
@@ -115,9 +105,7 @@ def read_cyto_ground_truth(mat_path, entries=None) -> list[np.ndarray]:
         raise ValueError(f"{mat_path}: not a MATLAB v7.3 (HDF5) file")
     with h5py.File(mat_path, "r") as h5file:
         if "CytoGroundTruth" not in h5file:
-            raise ValueError(
-                f"{mat_path}: no 'CytoGroundTruth' variable (found {sorted(h5file.keys())})"
-            )
+            raise ValueError(f"{mat_path}: no 'CytoGroundTruth' variable (found {sorted(h5file.keys())})")
         top = h5file["CytoGroundTruth"]
         if h5py.check_ref_dtype(top.dtype) is None:
             raise ValueError(f"{mat_path}: 'CytoGroundTruth' is not a MATLAB cell array")
@@ -149,43 +137,31 @@ def read_isbi2015_mat(mat_path, image_dir=None) -> list[CellSample]:
     mat_path = Path(mat_path)
     mapping_path = mat_path.parent / ISBI2015_MAPPING
     if not mapping_path.is_file():
-        raise FileNotFoundError(
-            f"{mat_path}: needs {mapping_path} to map its entries to EDF images"
-        )
+        raise FileNotFoundError(f"{mat_path}: needs {mapping_path} to map its entries to EDF images")
     try:
         mapping = json.loads(mapping_path.read_text())
-        pairs = [
-            (int(e["index_in_mat"]), e["isbi2014_edf"], e.get("isbi2015_frame")) for e in mapping
-        ]
+        pairs = [(int(e["index_in_mat"]), e["isbi2014_edf"], e.get("isbi2015_frame")) for e in mapping]
     except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(
-            f"{mapping_path}: expected a list of {{index_in_mat, isbi2014_edf}} ({exc})"
-        ) from exc
+        raise ValueError(f"{mapping_path}: expected a list of {{index_in_mat, isbi2014_edf}} ({exc})") from exc
     pairs = [p for p in pairs if p[1]]
     search = [Path(image_dir)] if image_dir is not None else _isbi2015_image_dirs(mat_path)
     stacks = read_cyto_ground_truth(mat_path, [index for index, _, _ in pairs])
 
     samples = []
     for (index, edf_name, frame), cells in zip(pairs, stacks):
-        image_path = next(
-            (p for p in (find_image(d, edf_name) for d in search) if p is not None), None
-        )
+        image_path = next((p for p in (find_image(d, edf_name) for d in search) if p is not None), None)
         if image_path is None:
             raise FileNotFoundError(
-                f"{mat_path}: image {edf_name} for entry {index} not found in "
-                f"{', '.join(map(str, search))}"
+                f"{mat_path}: image {edf_name} for entry {index} not found in {', '.join(map(str, search))}"
             )
         image = read_image(image_path)
         if len(cells) == 0:
             cells = np.zeros((0, *image.shape[:2]), bool)
         if cells.shape[1:] != image.shape[:2]:
             raise ValueError(
-                f"{mat_path} entry {index}: masks are {cells.shape[1:]}, {image_path} is "
-                f"{image.shape[:2]}"
+                f"{mat_path} entry {index}: masks are {cells.shape[1:]}, {image_path} is {image.shape[:2]}"
             )
-        gt_path = next(
-            (p for p in (find_image(d, f"{edf_name}_GT") for d in search) if p is not None), None
-        )
+        gt_path = next((p for p in (find_image(d, f"{edf_name}_GT") for d in search) if p is not None), None)
         samples.append(
             CellSample(
                 image=image,
@@ -222,14 +198,10 @@ def read_cell_npz(path) -> CellSample:
     if cells.ndim == 2:
         cells = cells[None]
     if cells.ndim != 3 or cells.shape[1:] != image.shape[:2]:
-        raise ValueError(
-            f"{path}: 'cyto' has shape {cells.shape}, expected N×{image.shape[0]}×{image.shape[1]}"
-        )
+        raise ValueError(f"{path}: 'cyto' has shape {cells.shape}, expected N×{image.shape[0]}×{image.shape[1]}")
     nuclei = arrays.get("nuclei")
     if nuclei is not None and nuclei.shape != image.shape[:2]:
-        raise ValueError(
-            f"{path}: 'nuclei' has shape {nuclei.shape}, the image is {image.shape[:2]}"
-        )
+        raise ValueError(f"{path}: 'nuclei' has shape {nuclei.shape}, the image is {image.shape[:2]}")
     return CellSample(
         image=image,
         cells=cells.astype(bool),

@@ -1,4 +1,5 @@
 """The one in-memory sample type every reader returns and every capability consumes."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

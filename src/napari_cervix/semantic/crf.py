@@ -8,6 +8,7 @@ and a bilateral (appearance) kernel over position + gray level. The Gaussian ker
 permutohedral lattice of Krähenbühl & Koltun, exact up to the grid's sampling. Messages are
 normalized (each kernel is a weighted average), so the weights are comparable across image sizes.
 """
+
 from __future__ import annotations
 
 import numpy as np

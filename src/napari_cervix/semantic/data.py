@@ -4,6 +4,7 @@ Ground truth from the real sets: nucleus where any nucleus; cytoplasm where any 
 Sets whose cells are not all annotated (ISBI 2015 frames) or not at all (EDF nucleus GT) give
 ``NOT_NUCLEUS`` outside what is known, see :mod:`.losses`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,18 +49,20 @@ def augmentation(crop: int):
     import albumentations as A
     import cv2
 
-    return A.Compose([
-        A.PadIfNeeded(crop, crop, border_mode=cv2.BORDER_REFLECT_101),
-        A.RandomCrop(crop, crop),
-        A.HorizontalFlip(),
-        A.VerticalFlip(),
-        A.RandomRotate90(),
-        A.Affine(scale=(0.7, 1.4), rotate=(-30, 30), border_mode=cv2.BORDER_REFLECT_101, p=0.5),
-        A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.3, p=0.7),
-        A.RandomGamma(gamma_limit=(70, 150), p=0.5),
-        A.GaussianBlur(blur_limit=(3, 5), p=0.2),
-        A.GaussNoise(std_range=(0.01, 0.06), p=0.3),
-    ])
+    return A.Compose(
+        [
+            A.PadIfNeeded(crop, crop, border_mode=cv2.BORDER_REFLECT_101),
+            A.RandomCrop(crop, crop),
+            A.HorizontalFlip(),
+            A.VerticalFlip(),
+            A.RandomRotate90(),
+            A.Affine(scale=(0.7, 1.4), rotate=(-30, 30), border_mode=cv2.BORDER_REFLECT_101, p=0.5),
+            A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.3, p=0.7),
+            A.RandomGamma(gamma_limit=(70, 150), p=0.5),
+            A.GaussianBlur(blur_limit=(3, 5), p=0.2),
+            A.GaussNoise(std_range=(0.01, 0.06), p=0.3),
+        ]
+    )
 
 
 class CropDataset:
@@ -101,9 +104,15 @@ def build_training_set(specs: list[str], val_fraction: float, seed: int) -> dict
         train += group_train
         val += group_val
     entries = [
-        {"name": s.name, "complete": complete[s.name], "split": split,
-         "image": s.image, "target": training_target(s, complete[s.name])}
-        for split, group in (("train", train), ("val", val)) for s in group
+        {
+            "name": s.name,
+            "complete": complete[s.name],
+            "split": split,
+            "image": s.image,
+            "target": training_target(s, complete[s.name]),
+        }
+        for split, group in (("train", train), ("val", val))
+        for s in group
     ]
     return {"specs": list(specs), "entries": entries}
 

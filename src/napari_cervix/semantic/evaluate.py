@@ -1,6 +1,7 @@
 """``napari-cervix evaluate semantic``: pixel metrics of a model on dataset specs, through the same
 tiled inference users run. On nuclei-only ground truth (EDF frames) pixels not in a nucleus count as
 background, so only the nucleus entries are meaningful there."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,8 +10,9 @@ from ..io.sample import SEMANTIC_CLASSES
 from .losses import IGNORE, NOT_NUCLEUS
 
 
-def evaluate_semantic(model, specs: list[str], *, split: str = "val", tta: bool = False, crf: bool = False,
-                      log=print) -> dict:
+def evaluate_semantic(
+    model, specs: list[str], *, split: str = "val", tta: bool = False, crf: bool = False, log=print
+) -> dict:
     from ..metrics import PixelConfusion
     from .data import load_training_samples, training_target
     from .inference import load_semantic_model, segment_semantic

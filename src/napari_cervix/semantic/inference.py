@@ -4,6 +4,7 @@
 for napari progress bars and cancel) returning the labels; :func:`segment_semantic` drives it for the
 console and the CLI. Loaded networks are cached per weights file and hash.
 """
+
 from __future__ import annotations
 
 import threading
@@ -45,8 +46,9 @@ def load_semantic_model(model="default") -> SemanticModel:
         if key in _cache:
             return _cache[key]
         try:
-            network = build_model(meta["architecture"], meta.get("in_channels", 1), len(meta["classes"]),
-                                  **meta.get("arch_options", {}))
+            network = build_model(
+                meta["architecture"], meta.get("in_channels", 1), len(meta["classes"]), **meta.get("arch_options", {})
+            )
         except (KeyError, ValueError, TypeError) as err:
             raise RegistryError(f"{path}: cannot build the architecture its metadata describes: {err}") from err
         state = {k: v.float() for k, v in load_state_dict(path).items()}

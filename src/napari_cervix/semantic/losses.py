@@ -8,6 +8,7 @@ the nucleus channel without pretending its cytoplasm is background.
 
 Jaccard (paper 001), Dice (004), class-weighted Dice + focal (002), cross-entropy.
 """
+
 from __future__ import annotations
 
 import torch

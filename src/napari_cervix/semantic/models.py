@@ -9,6 +9,7 @@
 * ``2se-unet`` (paper 000): U-Net-style encoder whose max-pooling keeps its indices, a decoder that
   restores resolution by SegNet max-unpooling *and* concatenates the U-Net skip, SE modules, softmax.
 """
+
 from __future__ import annotations
 
 import torch

@@ -4,6 +4,7 @@ Each nucleus component seeds one cell; the cell grows over the foreground (cytop
 watershed on the distance to the background, so touching cells are split between their nuclei.
 Overlapping cells cannot be separated this way — that is what the instance capability is for.
 """
+
 from __future__ import annotations
 
 import numpy as np

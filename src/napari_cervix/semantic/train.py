@@ -4,6 +4,7 @@ Fixed seeds, a validation split from :func:`napari_cervix.io.split_samples`, bes
 (safetensors + JSON metadata with the validation metrics), a resumable ``last.pt`` written every few
 minutes, and ``--init`` to warm-start from shipped weights.
 """
+
 from __future__ import annotations
 
 import json
@@ -110,8 +111,9 @@ def train_semantic(config: SemanticTrainConfig, log=print) -> Path:
     train_pairs = [pair(e) for e in train_e]
     val_pairs = [(pair(e), e["complete"]) for e in val_e]
     # Real frames are few but 4× larger; weight by area and by the partial-frame weight.
-    weights = [e["image"].shape[0] * e["image"].shape[1] * (1.0 if e["complete"] else config.partial_weight)
-               for e in train_e]
+    weights = [
+        e["image"].shape[0] * e["image"].shape[1] * (1.0 if e["complete"] else config.partial_weight) for e in train_e
+    ]
 
     model = build_model(config.architecture, 1, len(SEMANTIC_CLASSES), **config.arch_options).to(device)
     if config.init:
@@ -131,6 +133,7 @@ def train_semantic(config: SemanticTrainConfig, log=print) -> Path:
         for group in optimizer.param_groups:
             group["lr"] = lr
         return lr
+
     loss_fn = make_loss(config.loss)
     step, best, elapsed, started = 0, -1.0, 0.0, time.time()
     last = out / "last.pt"
@@ -141,10 +144,20 @@ def train_semantic(config: SemanticTrainConfig, log=print) -> Path:
         step, best, elapsed = int(state["step"]), float(state["best"]), float(state.get("elapsed", 0.0))
         log(f"resumed at step {step} (best score {best:.4f})")
 
-    dataset = CropDataset(train_pairs, config.crop, length=(config.steps - step) * config.batch_size,
-                          weights=weights, seed=config.seed + step)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, num_workers=config.workers,
-                                         persistent_workers=config.workers > 0, drop_last=True)
+    dataset = CropDataset(
+        train_pairs,
+        config.crop,
+        length=(config.steps - step) * config.batch_size,
+        weights=weights,
+        seed=config.seed + step,
+    )
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        num_workers=config.workers,
+        persistent_workers=config.workers > 0,
+        drop_last=True,
+    )
     metadata_base = {
         "task": "semantic",
         "architecture": config.architecture,
@@ -160,8 +173,16 @@ def train_semantic(config: SemanticTrainConfig, log=print) -> Path:
     }
 
     def save_last():
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "step": step, "best": best, "elapsed": elapsed + time.time() - started}, str(last) + ".tmp")
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "step": step,
+                "best": best,
+                "elapsed": elapsed + time.time() - started,
+            },
+            str(last) + ".tmp",
+        )
         Path(str(last) + ".tmp").replace(last)
 
     # bf16 autocast on GPUs and on CPUs with native bf16 (faster there); weights stay float32.
@@ -182,8 +203,10 @@ def train_semantic(config: SemanticTrainConfig, log=print) -> Path:
         step += 1
         running.append(loss.item())
         if step % 50 == 0:
-            log(f"step {step}/{config.steps} loss {np.mean(running):.4f} lr {lr:.2e} "
-                f"{(time.time() - t0) / 50:.2f}s/step")
+            log(
+                f"step {step}/{config.steps} loss {np.mean(running):.4f} lr {lr:.2e} "
+                f"{(time.time() - t0) / 50:.2f}s/step"
+            )
             running, t0 = [], time.time()
         finished = step >= config.steps or progress() >= 1.0
         if step % config.val_every == 0 or finished:

@@ -49,10 +49,15 @@ model = dict(
         rpn_proposal=dict(nms_pre=1000, max_per_img=1000),
         rcnn=[
             dict(
-                assigner=dict(type="MaxIoUAssigner", pos_iou_thr=iou, neg_iou_thr=iou, min_pos_iou=iou,
-                              match_low_quality=False, ignore_iof_thr=-1),
-                sampler=dict(type="RandomSampler", num=256, pos_fraction=0.25, neg_pos_ub=-1,
-                             add_gt_as_proposals=True),
+                assigner=dict(
+                    type="MaxIoUAssigner",
+                    pos_iou_thr=iou,
+                    neg_iou_thr=iou,
+                    min_pos_iou=iou,
+                    match_low_quality=False,
+                    ignore_iof_thr=-1,
+                ),
+                sampler=dict(type="RandomSampler", num=256, pos_fraction=0.25, neg_pos_ub=-1, add_gt_as_proposals=True),
                 mask_size=28,
                 pos_weight=-1,
                 debug=False,
