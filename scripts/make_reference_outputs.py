@@ -1,0 +1,91 @@
+"""Record every shipped model's outputs on fixed generated inputs: tests/data/reference_outputs.npz.
+
+tests/test_reference_outputs.py compares the current code against this file, so a refactoring that
+changes what a shipped model returns fails CI. Re-run it only when shipped weights change on purpose
+(and say so in the commit):
+
+    .venv/bin/python scripts/make_reference_outputs.py
+
+Inputs are generated smears stored in the file itself, so a change to the generator cannot hide a
+change of the models. Semantic models run in float32 (bf16 results depend on the CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+OUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "reference_outputs.npz"
+SEMANTIC_MODELS = ("unet-mobilenet_v2", "residual-se-unet", "2se-unet")
+INSTANCE_MODELS = ("imbmdcr-lite",)
+CLASSIFIERS = (
+    "classifier-ld-resnet-gray",
+    "classifier-mask-fusion-gray",
+    "classifier-feature-fusion-gray",
+    "classifier-descriptor-boost-rgb",
+)
+PROBABILITY_STRIDE = 4  # semantic probabilities are stored on every 4th pixel: enough to catch a change
+
+
+def inputs() -> dict[str, np.ndarray]:
+    from napari_cervix.synth import generate_smear
+
+    gray = generate_smear((512, 512), n_cells=8, seed=11)
+    wide = generate_smear((640, 832), n_cells=12, seed=12)  # larger than one 512 tile: exercises tiling
+    rgb = generate_smear((384, 384), n_cells=6, seed=13, rgb=True)
+    out = {}
+    for name, sample in (("gray", gray), ("wide", wide), ("rgb", rgb)):
+        out[f"input/{name}/image"] = sample.image
+        out[f"input/{name}/cells"] = np.asarray(sample.cells, bool)
+        out[f"input/{name}/nuclei"] = np.asarray(sample.nuclei, bool)
+    return out
+
+
+def record(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    import napari_cervix as nc
+
+    out = {}
+    for model in SEMANTIC_MODELS:
+        for name in ("gray", "rgb"):
+            labels, probs = nc.segment_semantic(
+                data[f"input/{name}/image"], model, precision="float32", return_probabilities=True
+            )
+            out[f"semantic/{model}/{name}/labels"] = labels
+            out[f"semantic/{model}/{name}/probs"] = probs[:, ::PROBABILITY_STRIDE, ::PROBABILITY_STRIDE]
+    for model in INSTANCE_MODELS:
+        for name in ("gray", "wide"):
+            result = nc.segment_instances(data[f"input/{name}/image"], model)
+            key = f"instances/{model}/{name}"
+            out[f"{key}/scores"] = np.asarray(result.scores, np.float32)
+            out[f"{key}/areas"] = np.asarray(result.areas, np.int64)
+            out[f"{key}/cell_labels"] = result.cell_labels()
+            out[f"{key}/nucleus_labels"] = result.nucleus_labels()
+            out[f"{key}/nucleus_scores"] = np.asarray(result.nucleus_scores, np.float32)
+    for model in CLASSIFIERS:
+        for name in ("gray", "rgb"):
+            image, cells, nuclei = (data[f"input/{name}/{k}"] for k in ("image", "cells", "nuclei"))
+            table = nc.classify_cells(image, cells, nuclei, model=model)
+            columns = [c for c in table.columns if c.startswith("p_")]
+            key = f"classifier/{model}/{name}"
+            out[f"{key}/probabilities"] = table[columns].to_numpy(np.float32)
+            out[f"{key}/columns"] = np.array(columns)
+            out[f"{key}/predicted"] = table["predicted_class"].astype(str).to_numpy().astype("U")
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    data = inputs()
+    data.update(record(data))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(args.out, **data)
+    print(f"wrote {len(data)} arrays to {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,70 @@
+"""Every shipped model gives the outputs recorded in tests/data/reference_outputs.npz on fixed inputs.
+
+The file was written by scripts/make_reference_outputs.py before the code was restructured; a change to
+preprocessing, loading, tiling, merging or decision rules that alters what a shipped model returns fails
+here. Tolerances are only for float summation order (thread count, kernel choice): probabilities and
+scores within 1e-4, and a label may differ only where the two best classes are within 1e-4 of each other.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import napari_cervix as nc
+
+REFERENCE = Path(__file__).parent / "data" / "reference_outputs.npz"
+ATOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def reference():
+    with np.load(REFERENCE, allow_pickle=False) as npz:
+        return {key: npz[key] for key in npz.files}
+
+
+def models(reference, task: str) -> list[tuple[str, str]]:
+    keys = {tuple(k.split("/")[1:3]) for k in reference if k.startswith(task + "/")}
+    return sorted(keys)
+
+
+def test_reference_covers_every_shipped_model(reference):
+    from napari_cervix.registry import list_models
+
+    recorded = {k.split("/")[1] for k in reference if not k.startswith("input/")}
+    shipped = {entry.name for entry in list_models()}
+    assert shipped == recorded, "record the new model with scripts/make_reference_outputs.py"
+
+
+def test_semantic_models_unchanged(reference):
+    stride = 4  # scripts/make_reference_outputs.py PROBABILITY_STRIDE
+    for model, name in models(reference, "semantic"):
+        key = f"semantic/{model}/{name}"
+        labels, probs = nc.segment_semantic(
+            reference[f"input/{name}/image"], model, precision="float32", return_probabilities=True
+        )
+        np.testing.assert_allclose(probs[:, ::stride, ::stride], reference[f"{key}/probs"], atol=ATOL, err_msg=key)
+        top2 = np.sort(probs, axis=0)[-2:]
+        differ = labels != reference[f"{key}/labels"]
+        assert not np.any(differ & (top2[1] - top2[0] > ATOL)), key
+
+
+def test_instance_models_unchanged(reference):
+    for model, name in models(reference, "instances"):
+        key = f"instances/{model}/{name}"
+        result = nc.segment_instances(reference[f"input/{name}/image"], model)
+        np.testing.assert_allclose(result.scores, reference[f"{key}/scores"], atol=ATOL, err_msg=key)
+        np.testing.assert_allclose(result.nucleus_scores, reference[f"{key}/nucleus_scores"], atol=ATOL)
+        np.testing.assert_array_equal(result.areas, reference[f"{key}/areas"], err_msg=key)
+        np.testing.assert_array_equal(result.cell_labels(), reference[f"{key}/cell_labels"], err_msg=key)
+        np.testing.assert_array_equal(result.nucleus_labels(), reference[f"{key}/nucleus_labels"], err_msg=key)
+
+
+def test_classifiers_unchanged(reference):
+    for model, name in models(reference, "classifier"):
+        key = f"classifier/{model}/{name}"
+        image, cells, nuclei = (reference[f"input/{name}/{k}"] for k in ("image", "cells", "nuclei"))
+        table = nc.classify_cells(image, cells, nuclei, model=model)
+        columns = list(reference[f"{key}/columns"])
+        np.testing.assert_allclose(table[columns].to_numpy(np.float32), reference[f"{key}/probabilities"], atol=ATOL)
+        np.testing.assert_array_equal(table["predicted_class"].astype(str).to_numpy(), reference[f"{key}/predicted"])
