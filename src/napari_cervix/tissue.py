@@ -1,0 +1,74 @@
+"""Where the cells are on a slide: a cheap low-resolution mask, so empty glass is never sent to a network.
+
+Most of a smear's area is bare glass: bright and colorless in transmitted light. Tissue is found on a
+coarse pyramid level (about 2,000 px a side) as pixels whose optical density, relative to the glass,
+exceeds a threshold (Otsu's on the density, never below a floor so faint cytoplasm counts), then closed,
+cleared of specks and grown by a margin so a cell at the edge of a clump is not cut off. The full
+resolution is never read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+OVERVIEW_SIDE = 2048
+MIN_DENSITY = 0.04  # optical density of the faintest cytoplasm that still counts as tissue
+MARGIN_UM = 40.0  # grow the mask by about one large squamous cell's radius
+
+
+@dataclass(frozen=True)
+class TissueMask:
+    """``mask`` at ``downsample`` × the level-0 pixel size; ``fraction`` of the slide's area it covers."""
+
+    mask: np.ndarray
+    downsample: float
+    level: int
+
+    @property
+    def fraction(self) -> float:
+        return float(self.mask.mean()) if self.mask.size else 0.0
+
+    def covers(self, y0: int, x0: int, y1: int, x1: int) -> bool:
+        """Whether the level-0 box [y0, y1) × [x0, x1) holds any tissue."""
+        d = self.downsample
+        r0, c0 = int(y0 / d), int(x0 / d)
+        r1, c1 = max(int(np.ceil(y1 / d)), r0 + 1), max(int(np.ceil(x1 / d)), c0 + 1)
+        return bool(self.mask[r0:r1, c0:c1].any())
+
+
+def optical_density(image: np.ndarray) -> np.ndarray:
+    """Per-pixel optical density (max over channels) relative to the glass, estimated as the brightest 1 %."""
+    pixels = np.asarray(image, np.float32)
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    pixels = pixels[..., :3]
+    glass = np.percentile(pixels.reshape(-1, pixels.shape[-1]), 99, axis=0)
+    transmission = np.clip(pixels / np.maximum(glass, 1e-6), 1e-3, 1.0)
+    return (-np.log(transmission)).max(axis=-1)
+
+
+def tissue_mask_of(image: np.ndarray, pixel_size_um: float | None = None) -> np.ndarray:
+    """Tissue mask of an overview image (H×W or H×W×3) whose pixels are ``pixel_size_um`` wide."""
+    from skimage import morphology
+    from skimage.filters import threshold_otsu
+
+    density = optical_density(image)
+    if float(density.max()) <= MIN_DENSITY:
+        return np.zeros(density.shape, bool)
+    threshold = max(float(threshold_otsu(density)), MIN_DENSITY)
+    mask = density > threshold
+    radius = max(1, round(MARGIN_UM / pixel_size_um)) if pixel_size_um else max(1, round(max(mask.shape) / 200))
+    mask = morphology.binary_closing(mask, morphology.disk(max(1, radius // 2)))
+    mask = morphology.remove_small_objects(mask, max_size=max(4, radius**2 // 4))
+    return morphology.binary_dilation(mask, morphology.disk(radius))
+
+
+def detect_tissue(slide, max_side: int = OVERVIEW_SIDE) -> TissueMask:
+    """Tissue mask of a :class:`~napari_cervix.io.slides.Slide` from its coarsest level ≤ ``max_side``."""
+    level = slide.level_for(max_side)
+    overview = np.asarray(slide.levels[level])
+    downsample = slide.downsamples[level]
+    pixel = slide.pixel_size_um * downsample if slide.pixel_size_um else None
+    return TissueMask(tissue_mask_of(overview, pixel), downsample, level)
