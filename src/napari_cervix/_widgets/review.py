@@ -215,13 +215,13 @@ class ReviewWidget(Container):
         world = self.image.value.data_to_world((float(record["centroid_y"]), float(record["centroid_x"])))
         world = tuple(float(v) for v in world[-2:])
         self._viewer.camera.center = world
-        self._viewer.camera.zoom = max(self._viewer.camera.zoom, 4.0 / float(np.mean(self.image.value.scale[-2:])))
+        self._viewer.camera.zoom = max(self._viewer.camera.zoom, 2.0 / float(np.mean(self.image.value.scale[-2:])))
         if MARKER in self._viewer.layers:
             self._viewer.layers[MARKER].data = [world]
         else:
             self._viewer.add_points(
-                [world], name=MARKER, symbol="ring", size=60 * float(np.mean(self.image.value.scale[-2:])),
-                face_color="transparent", border_color="yellow", border_width=0.1,
+                [world], name=MARKER, symbol="ring", size=24 * float(np.mean(self.image.value.scale[-2:])),
+                face_color="transparent", border_color="yellow", border_width=0.08,
             )  # fmt: skip
             self._viewer.layers.selection.active = self.cells.value
 
