@@ -187,3 +187,21 @@ def test_report_is_valid_self_contained_html_with_each_reviewed_cell(tmp_path):
     assert "field &lt;1&gt;" in text and "test-model" in text
     saved = pd.read_csv(csv_path)
     assert saved.set_index("label").loc[7, "review_decision"] == "accept"
+
+
+def test_cli_report_reads_the_table_and_its_decisions(tmp_path, capsys):
+    import tifffile
+
+    from napari_cervix.cli import main
+
+    table = cell_table(5)
+    table.to_csv(tmp_path / "cells.csv", index=False)
+    tifffile.imwrite(tmp_path / "field.tif", np.zeros((200, 300, 3), np.uint8))
+    DecisionLog(sidecar_path(tmp_path / "cells.csv")).record(4, "reject")
+    out = tmp_path / "out" / "report.html"
+    assert main(["report", str(tmp_path / "cells.csv"), "--image", str(tmp_path / "field.tif"), "--out", str(out)]) == 0
+    parser = Collector()
+    parser.feed(out.read_text())
+    assert [img["alt"] for img in parser.images] == ["cell 4"]
+    assert "1 decisions" in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "missing.csv"), "--image", "x.tif", "--out", str(out)]) == 2

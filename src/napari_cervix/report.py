@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .cli import Command
 from .io._atomic import atomic_path
 from .review import REVIEW_COLUMNS, class_column, gallery_order, id_column, score_column, summarize, thumbnails
 
@@ -103,3 +104,42 @@ def review_report(
     with atomic_path(csv) as tmp:
         table.to_csv(tmp, index=False)
     return out, csv
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def _add_arguments(p) -> None:
+    p.add_argument("results", help="per-cell table (.csv or .parquet, e.g. from 'napari-cervix classify')")
+    p.add_argument("--image", required=True, help="the image or slide the table describes (thumbnails)")
+    p.add_argument("--out", required=True, help="report file (.html); the CSV is written beside it")
+    p.add_argument("--decisions", help="decisions file (default: RESULTS.review.jsonl beside the table)")
+    p.add_argument("--include", choices=("reviewed", "reviewable"), default="reviewed")
+    p.add_argument("--preparation", choices=("conventional", "liquid-based"), default="conventional")
+
+
+def _run(args) -> int:
+    import sys
+
+    from .io import read_image
+    from .io.slides import open_slide, slide_format
+    from .review import DecisionLog, sidecar_path, with_decisions
+
+    results = Path(args.results)
+    if not results.exists():
+        print(f"error: {results} does not exist", file=sys.stderr)
+        return 2
+    table = pd.read_parquet(results) if results.suffix == ".parquet" else pd.read_csv(results)
+    decisions = DecisionLog(args.decisions or sidecar_path(results)).load()
+    image = open_slide(args.image).levels[0] if slide_format(args.image) == "ome-zarr" else read_image(args.image)
+    html_path, csv_path = review_report(
+        with_decisions(table, decisions),
+        image,
+        args.out,
+        image_name=Path(args.image).name,
+        preparation=args.preparation,
+        include=args.include,
+    )
+    print(f"wrote {html_path} and {csv_path} ({len(decisions)} decisions)")
+    return 0
+
+
+COMMANDS = [Command("report", None, "HTML + CSV report of a reviewed cell table", _add_arguments, _run)]
