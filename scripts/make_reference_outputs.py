@@ -38,7 +38,7 @@ def inputs() -> dict[str, np.ndarray]:
     out = {}
     for name, sample in (("gray", gray), ("wide", wide), ("rgb", rgb)):
         out[f"input/{name}/image"] = sample.image
-        out[f"input/{name}/cells"] = np.asarray(sample.cells, bool)
+        out[f"input/{name}/cells"] = sample.cells.to_stack()
         out[f"input/{name}/nuclei"] = np.asarray(sample.nuclei, bool)
     return out
 

@@ -69,7 +69,7 @@ WANT=$(cat setup.cfg pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1
 if [[ ! -f $STAMP || $(cat "$STAMP") != "$WANT" ]] || ! "$PY" -c "import napari_cervix" 2>/dev/null; then
   say "installing napari-cervix and its dependencies"
   "${PIP[@]}" install "setuptools<70" wheel
-  "${PIP[@]}" install --no-build-isolation -e ".[testing,instances,train]"
+  "${PIP[@]}" install --no-build-isolation -e ".[testing,instances,train,slides]"
   # mmcv and mmengine require opencv-python, whose bundled Qt plugins clash with napari's Qt (napari#1026).
   # Removing it also removes cv2's files shared with the headless build, so reinstall that one.
   if "$PY" -m pip show opencv-python >/dev/null 2>&1; then

@@ -191,11 +191,18 @@ def test_default_is_chosen_by_input_color(tmp_path, monkeypatch):
     (tmp_path / registry.REGISTRY_FILE).write_text(json.dumps({"models": []}))
     color.save(tmp_path / "c.safetensors")
     gray.save(tmp_path / "g.safetensors")
-    registry.ship_weights(tmp_path / "g.safetensors", "gray-one", default=True, default_for=("gray",))
-    registry.ship_weights(tmp_path / "c.safetensors", "color-one", default_for=("rgb", "gray"))
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "ship_weights.py"
+    spec = importlib.util.spec_from_file_location("ship_weights", script)
+    ship_weights = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship_weights)
+    ship_weights.ship(tmp_path / "g.safetensors", "gray-one", folder=tmp_path, default_for=("gray",))
+    ship_weights.ship(tmp_path / "c.safetensors", "color-one", folder=tmp_path, default_for=("rgb", "gray"))
     # the later registration takes "gray" over: one model per input kind
     assert registry.default_model("classifier", "gray").name == "color-one"
-    registry.ship_weights(tmp_path / "g.safetensors", "gray-one", default=True, default_for=("gray",))
+    ship_weights.ship(tmp_path / "g.safetensors", "gray-one", folder=tmp_path, default_for=("gray",))
     assert registry.default_model("classifier", "gray").name == "gray-one"
     assert registry.default_model("classifier", "rgb").name == "color-one"
     assert registry.default_model("classifier").name == "gray-one"

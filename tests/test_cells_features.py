@@ -143,6 +143,31 @@ def test_overlapping_masks_each_get_a_full_row():
     expected = measure_cells(image, a.astype(np.int32))
     np.testing.assert_allclose(table.iloc[0]["cell_intensity_mean"], expected.iloc[0]["cell_intensity_mean"])
     pd.testing.assert_frame_equal(measure_cells(image, [a, b, empty]), table)
+    # the sparse cell set is the same cells: the same table, converted at the door or given as is
+    from napari_cervix.cellset import CellSet
+
+    pd.testing.assert_frame_equal(measure_cells(image, CellSet.from_stack(stack)), table)
+
+
+def test_deeply_overlapping_cells_each_keep_every_pixel():
+    # 11 cells on one spot need 11 label layers (more than one byte of layer bits per pixel)
+    image = np.random.default_rng(1).random((40, 40)).astype(np.float32)
+    stack = np.zeros((11, 40, 40), bool)
+    for k in range(11):
+        stack[k, 5 + k : 25 + k, 5:30] = True
+    table = measure_cells(image, stack)
+    assert list(table["label"]) == list(range(1, 12)) and (table["cell_area"] == 20 * 25).all()
+    for k in range(11):
+        assert table.loc[k, "cell_intensity_mean"] == pytest.approx(image[stack[k]].mean())
+
+
+def test_diagonal_nucleus_pixels_are_one_nucleus():
+    image = np.full((20, 20), 0.8, np.float32)
+    cells = np.zeros((20, 20), np.int32)
+    cells[2:18, 2:18] = 1
+    nuclei = np.zeros((20, 20), bool)
+    nuclei[6:9, 6:9] = nuclei[9:12, 9:12] = True  # touching at one corner: 8-connected, one nucleus
+    assert measure_cells(image, cells, nuclei)["nucleus_count"].tolist() == [1]
 
 
 def test_nan_pixels_one_pixel_and_border_cells():

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from napari_cervix.cellset import CellSet
 from napari_cervix.instances import InstanceResult, segment_instances, segment_instances_steps
 from napari_cervix.instances.augment import (
     MIN_CELL_PIXELS,
@@ -17,9 +18,8 @@ from napari_cervix.instances.augment import (
     nucleus_instances,
 )
 from napari_cervix.instances.inference import _Merger
-from napari_cervix.instances.layers import layer_tuples, outline
+from napari_cervix.instances.layers import layer_tuples
 from napari_cervix.instances.model import Detector
-from napari_cervix.instances.result import assign_nuclei
 from napari_cervix.synth import generate_smear
 from napari_cervix.tiling import Tile, TileProgress, tile_grid
 
@@ -33,14 +33,8 @@ def make_result(cells, nuclei, scores=None):
     cells = np.array(cells, bool)
     nuclei = np.array(nuclei, bool).reshape(-1, *cells.shape[1:])
     scores = np.linspace(0.9, 0.6, len(cells)).astype(np.float32) if scores is None else scores
-    return InstanceResult(
-        cells,
-        scores,
-        np.arange(1, len(cells) + 1, dtype=np.int32),
-        nuclei,
-        np.full(len(nuclei), 0.8, np.float32),
-        assign_nuclei(cells, nuclei),
-    )
+    cell_set = CellSet.from_stack(cells, scores, nuclei, np.full(len(nuclei), 0.8), shape=cells.shape[1:])
+    return InstanceResult(cell_set)
 
 
 def test_import_does_not_load_torch_or_mmdet():
@@ -68,14 +62,14 @@ def test_smallest_cell_wins_overlaps_and_nuclei_carry_their_cell_id():
     assert nuclei[35, 30] == 1 and nuclei[40, 62] == 2
     assert nuclei[76, 3] == 3  # outside every cell: an id above the cells', never a cell's
     preds = result.to_predictions()
-    assert preds["masks"].shape == (5, 80, 80) and list(preds["labels"]) == ["cell"] * 2 + ["nucleus"] * 3
+    assert len(preds) == 2 and len(preds.nuclei) == 3 and np.allclose(preds.nuclei.scores, 0.8)
 
 
 def test_nucleus_in_an_overlap_goes_to_the_cell_covering_most_then_the_smaller():
     shape = (60, 60)
     a, b = disk(shape, 30, 25, 20), disk(shape, 30, 35, 10)
     nucleus = disk(shape, 30, 35, 3)  # inside both
-    assert list(assign_nuclei(np.array([a, b]), nucleus[None])) == [2]
+    assert list(CellSet.from_stack([a, b], nuclei=nucleus[None]).nucleus_cell_ids) == [2]
 
 
 def test_empty_result_gives_empty_layers():
@@ -84,7 +78,7 @@ def test_empty_result_gives_empty_layers():
     (labels, _, t1), (nuclei, _, t2), (polygons, kwargs, t3) = layer_tuples(result, "x")
     assert (t1, t2, t3) == ("labels", "labels", "shapes")
     assert polygons == [] and len(kwargs["features"]) == 0
-    assert kwargs["metadata"]["cells"].shape == (0, 32, 48)
+    assert len(kwargs["metadata"]["cell_set"]) == 0 and kwargs["metadata"]["cell_set"].shape == (32, 48)
 
 
 def test_layers_link_outlines_labels_and_nuclei_by_cell_id():
@@ -96,9 +90,9 @@ def test_layers_link_outlines_labels_and_nuclei_by_cell_id():
     assert list(features["cell_id"]) == [1, 2] and list(features["class"]) == ["cell", "cell"]
     assert list(features["area"]) == [int(c.sum()) for c in cells]
     assert np.allclose(features["score"], result.scores)
-    assert sk["metadata"]["cells"] is result.cells  # N×H×W stack for measurement/classification
+    assert sk["metadata"]["cell_set"] is result.cells  # the sparse cells, for measurement/classification
     for cell_id, polygon in zip(features["cell_id"], polygons):
-        mask = result.cells[cell_id - 1]
+        mask = cells[cell_id - 1]
         centre = polygon.mean(axis=0).round().astype(int)
         assert mask[tuple(centre)]  # the outline surrounds its own cell
         assert np.all(np.abs(polygon - np.clip(polygon, 0, 99)) < 1)
@@ -112,6 +106,8 @@ def test_layers_link_outlines_labels_and_nuclei_by_cell_id():
 
 
 def test_outline_of_a_disk_is_round():
+    from napari_cervix.geometry import outline
+
     poly = outline(disk((64, 64), 32, 32, 20))
     radius = np.hypot(poly[:, 0] - 32, poly[:, 1] - 32)
     assert 19 < radius.mean() < 21 and len(poly) <= 256
@@ -135,8 +131,9 @@ def test_merger_joins_a_cell_cut_by_a_tile_border_and_keeps_overlapping_cells_ap
     for tile in (left, right):
         masks = seen(tile, [crossing, a, b])
         merger.add_tile(tile, masks, np.array([0.9, 0.8, 0.7]), np.zeros(3, int))
-    cells, scores = merger.stacks(shape, 0, 0.5)
-    assert len(cells) == 3  # never duplicated, never fused
+    merged = merger.masks(0, 0.5)
+    assert len(merged) == 3 and np.allclose(merged.scores, [0.9, 0.8, 0.7])  # never duplicated, never fused
+    cells = merged.to_stack()
     ious = [max((c & m).sum() / (c | m).sum() for c in cells) for m in (crossing, a, b)]
     assert min(ious) > 0.99  # the cut cell is whole again
 
@@ -155,7 +152,7 @@ class OracleDetector(Detector):
         t = self.grid[len(self.calls)]  # tiles come in tile_grid order
         assert tile.shape == (t.y1 - t.y0, t.x1 - t.x0)
         self.calls.append(t)
-        cells = [c[t.slices] for c in self.sample.cells if c[t.slices].sum() > 20]
+        cells = [c[t.slices] for c in self.sample.cells.to_stack() if c[t.slices].sum() > 20]
         nuclei = [n[t.slices] for n in nucleus_instances(self.sample.nuclei, self.sample.shape) if n[t.slices].any()]
         masks = np.array(cells + nuclei, bool).reshape(-1, *tile.shape)
         labels = np.array([0] * len(cells) + [1] * len(nuclei))
@@ -180,8 +177,9 @@ def test_tiled_segmentation_recovers_every_cell_once(seed, tile, overlap):
         result = stop.value
     assert progress[-1] == TileProgress(len(oracle.grid), len(oracle.grid)) and len(oracle.grid) > 6
     assert len(result) == len(sample.cells)
-    for truth in sample.cells:
-        best = max((c & truth).sum() / (c | truth).sum() for c in result.cells)
+    found = result.cells.to_stack()
+    for truth in sample.cells.to_stack():
+        best = max((c & truth).sum() / (c | truth).sum() for c in found)
         assert best > 0.97
     assert len(result.nuclei) == len(nucleus_instances(sample.nuclei, sample.shape))
     # each generated cell has its nucleus inside it: every nucleus is assigned to a cell

@@ -71,7 +71,7 @@ def test_full_preset_is_the_papers_model_and_runs_forward_on_cpu():
     assert 120e6 < full.num_parameters < 160e6
     image = generate_smear((128, 128), n_cells=2, seed=0).image
     result = segment_instances(image, full, score_threshold=0.0, max_detections=10)
-    assert result.cells.shape[1:] == (128, 128) and len(result) + len(result.nuclei) <= 10
+    assert result.shape == (128, 128) and len(result) + len(result.nuclei) <= 10
 
 
 def test_lite_preset_keeps_the_design_at_a_cpu_size(lite):
@@ -162,7 +162,7 @@ def test_weights_round_trip_and_mismatches_are_refused_clearly(lite, lite_file, 
     image = generate_smear((192, 192), n_cells=3, seed=2).image
     a = segment_instances(image, lite, score_threshold=0.0, max_detections=20)
     b = segment_instances(image, str(lite_file), score_threshold=0.0, max_detections=20)
-    assert np.array_equal(a.cells, b.cells) and np.allclose(a.scores, b.scores)
+    assert np.array_equal(a.cells.to_stack(), b.cells.to_stack()) and np.allclose(a.scores, b.scores)
 
     meta = read_metadata(lite_file)
     wrong_classes = tmp_path / "classes.safetensors"
@@ -182,7 +182,7 @@ def test_weights_round_trip_and_mismatches_are_refused_clearly(lite, lite_file, 
 
 def test_tiny_and_blank_images_are_padded_and_give_empty_results(lite):
     result = segment_instances(np.full((40, 30), 200, np.uint8), lite, score_threshold=0.99)
-    assert result.cells.shape == (0, 40, 30) and result.cell_labels().shape == (40, 30)
+    assert len(result) == 0 and result.shape == (40, 30) and result.cell_labels().shape == (40, 30)
 
 
 def test_training_checkpoints_resume_and_export(tmp_path):

@@ -33,8 +33,9 @@ def test_widget_adds_linked_layers(make_napari_viewer, qtbot):
     names = [layer.name for layer in viewer.layers]
     assert names == ["smear", "smear cell labels", "smear nuclei", "smear cells"]
     shapes = viewer.layers["smear cells"]
-    cells = shapes.metadata["cells"]
-    assert cells.ndim == 3 and cells.shape[1:] == (512, 512) and len(cells) >= 1
+    cell_set = shapes.metadata["cell_set"]
+    assert cell_set.shape == (512, 512) and len(cell_set) >= 1
+    cells = cell_set.to_stack()
     features = shapes.features
     assert list(features.columns[:4]) == ["cell_id", "score", "area", "class"]
     assert np.all(features["score"] >= 0.5)

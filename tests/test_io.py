@@ -135,8 +135,8 @@ def test_read_isbi2014_nested_cell_arrays(tmp_path):
         assert [s.name for s in samples] == ["1", "2", "3"]
         for sample, (image, cells, nuclei) in zip(samples, truth):
             np.testing.assert_array_equal(sample.image, image)
-            assert sample.cells.dtype == bool and sample.cells.shape == cells.shape
-            np.testing.assert_array_equal(sample.cells, cells)
+            assert len(sample.cells) == len(cells) and sample.cells.shape == cells.shape[1:]
+            np.testing.assert_array_equal(sample.cells.to_stack(), cells)
             np.testing.assert_array_equal(sample.nuclei, nuclei)
     assert (samples[0].semantic_target() == 2).sum() == truth[0][2].sum()
 
@@ -169,10 +169,10 @@ def test_read_cyto_ground_truth_follows_references_and_transposes(tmp_path):
     write_v73_cells(tmp_path / "CytoGroundTruth.mat", stacks)
     got = read_cyto_ground_truth(tmp_path / "CytoGroundTruth.mat")
     assert len(got) == 3 and len(got[1]) == 0
-    np.testing.assert_array_equal(got[0], stacks[0])
-    np.testing.assert_array_equal(got[2], stacks[2])
+    np.testing.assert_array_equal(got[0].to_stack(), stacks[0])
+    np.testing.assert_array_equal(got[2].to_stack(), stacks[2])
     only_last = read_cyto_ground_truth(tmp_path / "CytoGroundTruth.mat", entries=[2])
-    np.testing.assert_array_equal(only_last[0], stacks[2])
+    np.testing.assert_array_equal(only_last[0].to_stack(), stacks[2])
     with pytest.raises(ValueError, match="entry 5"):
         read_cyto_ground_truth(tmp_path / "CytoGroundTruth.mat", entries=[5])
 
@@ -198,9 +198,9 @@ def test_read_isbi2015_mat_with_mapping_images_and_nucleus_gt(tmp_path):
 
     samples = read_isbi2015_mat(tmp_path / "CytoGroundTruth.mat")
     assert [s.name for s in samples] == ["EDF004", "EDF009"]  # frame007 has no image: skipped
-    np.testing.assert_array_equal(samples[0].cells, cells_a)
+    np.testing.assert_array_equal(samples[0].cells.to_stack(), cells_a)
     np.testing.assert_array_equal(samples[0].nuclei, nuclei_a)
-    np.testing.assert_array_equal(samples[1].cells, cells_b)
+    np.testing.assert_array_equal(samples[1].cells.to_stack(), cells_b)
     assert samples[1].nuclei is None and samples[1].meta["frame"] == "frame016"
 
     (tmp_path / "EDF009.png").unlink()
@@ -216,7 +216,7 @@ def test_read_cell_npz_and_isbi2015_folder(tmp_path):
     np.savez_compressed(tmp_path / "EDF004.npz", image=image, cyto=cells, nuclei=nuclei)
     sample = read_cell_npz(tmp_path / "EDF004.npz")
     assert sample.name == "EDF004"
-    np.testing.assert_array_equal(sample.cells, cells)
+    np.testing.assert_array_equal(sample.cells.to_stack(), cells)
     np.testing.assert_array_equal(sample.nuclei, nuclei)
     assert [s.name for s in read_isbi2015(tmp_path)] == ["EDF004"]
 
@@ -282,7 +282,7 @@ def test_isbi_to_coco_round_trip_is_exact_and_loads_in_pycocotools(tmp_path):
     assert len(coco.getImgIds()) == 3
     assert {c["name"] for c in coco.loadCats(coco.getCatIds())} == {"cell", "nucleus"}
     first_cells = coco.loadAnns(coco.getAnnIds(imgIds=[1], catIds=[1]))
-    np.testing.assert_array_equal(coco.annToMask(first_cells[0]).astype(bool), original[0].cells[0])
+    np.testing.assert_array_equal(coco.annToMask(first_cells[0]).astype(bool), original[0].cells.cells.mask(0))
     n_components = ndi.label(original[2].nuclei, structure=np.ones((3, 3)))[1]
     assert len(coco.getAnnIds(imgIds=[3], catIds=[2])) == n_components
 
@@ -290,7 +290,7 @@ def test_isbi_to_coco_round_trip_is_exact_and_loads_in_pycocotools(tmp_path):
     assert [s.name for s in again] == [s.name for s in original]
     for a, b in zip(original, again):
         np.testing.assert_array_equal(a.image, b.image)
-        np.testing.assert_array_equal(a.cells, b.cells)
+        np.testing.assert_array_equal(a.cells.to_stack(), b.cells.to_stack())
         np.testing.assert_array_equal(a.nuclei, b.nuclei)
 
 
@@ -329,9 +329,10 @@ def test_read_coco_polygons_uncompressed_rle_and_extra_categories(tmp_path):
     }
     (tmp_path / "c.json").write_text(json.dumps(document))
     (sample,) = read_coco(tmp_path / "c.json")
-    assert sample.name == "a" and sample.label == "normal" and sample.cells.shape == (2, 20, 30)
-    assert sample.cells[0][5, 24] and not sample.cells[0][15, 24]
-    np.testing.assert_array_equal(sample.cells[1], square)
+    assert sample.name == "a" and sample.label == "normal" and len(sample.cells) == 2
+    cells = sample.cells.to_stack()
+    assert cells.shape == (2, 20, 30) and cells[0][5, 24] and not cells[0][15, 24]
+    np.testing.assert_array_equal(cells[1], square)
     np.testing.assert_array_equal(sample.nuclei, square)
 
 
@@ -376,7 +377,7 @@ def test_coco_errors_and_label_round_trip(tmp_path):
         ("x2", "normal_columnar", (16, 16)),
     ]
     np.testing.assert_array_equal(back[0].image, rgb)
-    assert back[0].cells.shape == (0, 16, 16) and not back[0].nuclei.any()
+    assert len(back[0].cells) == 0 and back[0].cells.shape == (16, 16) and not back[0].nuclei.any()
     with pytest.raises(ValueError, match="x1"):
         write_coco(samples + [CellSample(image=rgb, name="x1")], tmp_path / "dup.json")
 

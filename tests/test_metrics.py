@@ -101,7 +101,7 @@ def _two_cell_sample():
 
 def _perfect_prediction(sample):
     nuclei = [_square(sample.shape, 20, 20, 5), _square(sample.shape, 70, 65, 5)]
-    masks = np.stack([*sample.cells, *nuclei])
+    masks = np.stack([*sample.cells.to_stack(), *nuclei])
     return {"masks": masks, "scores": np.array([0.9, 0.8, 0.7, 0.6]), "labels": ["cell", "cell", "nucleus", "nucleus"]}
 
 
@@ -115,6 +115,18 @@ def test_perfect_instances_give_ap_one():
     assert m["per_category"]["cell"]["AP_M"] == pytest.approx(1.0)
     assert m["per_category"]["cell"]["AP_S"] is None
     assert m["per_category"]["nucleus"]["AP_S"] == pytest.approx(1.0)
+
+
+def test_a_cell_set_prediction_scores_as_its_dense_masks():
+    from napari_cervix.cellset import CellSet
+
+    sample = _two_cell_sample()
+    dense = _perfect_prediction(sample)
+    dense["masks"][:2] = np.roll(dense["masks"][:2], 3, axis=1)  # imperfect, so the figures say something
+    sparse = CellSet.from_stack(dense["masks"][:2], dense["scores"][:2], dense["masks"][2:], dense["scores"][2:])
+    assert coco_segm_metrics([sample], [sparse]) == coco_segm_metrics([sample], [dense])
+    with pytest.raises(ValueError, match="image"):
+        coco_segm_metrics([sample], [CellSet.from_stack(np.zeros((0, 10, 10)), shape=(10, 10))])
 
 
 def test_shifted_cells_lose_the_strict_iou_thresholds():

@@ -20,10 +20,19 @@ def test_manifest_validates():
 def test_sample_data_opens_in_viewer(make_napari_viewer):
     viewer = make_napari_viewer()
     viewer.open_sample("napari-cervix", "smear")
-    kinds = {type(layer).__name__ for layer in viewer.layers}
-    assert {"Image", "Labels"} <= kinds
-    image = next(layer for layer in viewer.layers if type(layer).__name__ == "Image")
+    # the ground truth comes as the same linked layers as a prediction or a read file
+    assert [(layer.name, type(layer).__name__) for layer in viewer.layers] == [
+        ("synthetic smear", "Image"),
+        ("ground truth cell labels", "Labels"),
+        ("ground truth nuclei", "Labels"),
+        ("ground truth cells", "Shapes"),
+    ]
+    image = viewer.layers["synthetic smear"]
     assert image.data.ndim == 2 and image.data.dtype == np.uint8
+    outlines = viewer.layers["ground truth cells"]
+    assert len(outlines.data) == len(outlines.metadata["cell_set"]) >= 2
+    nuclei = viewer.layers["ground truth nuclei"].data
+    assert set(np.unique(nuclei)) - {0} == set(outlines.features["cell_id"])  # nucleus id = its cell's id
 
 
 @pytest.mark.parametrize(

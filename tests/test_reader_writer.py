@@ -11,7 +11,7 @@ import scipy.io
 import tifffile
 from skimage.draw import polygon2mask
 
-from napari_cervix._reader import cell_outlines, first_cell_labels, get_reader, samples_to_layers
+from napari_cervix._reader import get_reader, samples_to_layers
 from napari_cervix._writer import write_labels
 from napari_cervix.io import CellSample, write_coco
 
@@ -22,7 +22,7 @@ def _disk(shape, center, radius):
 
 
 def _two_overlapping_cells(shape=(40, 50)):
-    cells = np.stack([_disk(shape, (20, 18), 10), _disk(shape, (20, 30), 10)])
+    cells = np.stack([_disk(shape, (20, 18), 10), _disk(shape, (20, 30), 8)])
     nuclei = _disk(shape, (20, 15), 3) | _disk(shape, (20, 34), 3)
     image = (200 - 50 * cells.sum(0)).astype(np.uint8)
     return image, cells, nuclei
@@ -42,15 +42,22 @@ def test_npz_gives_image_nuclei_cells_and_outline_layers(tmp_path):
     reader = get_reader(str(path))
     assert callable(reader)
     layers = reader(str(path))
+    assert [kwargs["name"] for _, kwargs, _ in layers] == [
+        "EDF004",
+        "EDF004 cell labels",
+        "EDF004 nuclei",
+        "EDF004 cells",
+    ]
     assert [t for _, _, t in layers] == ["image", "labels", "labels", "shapes"]
     by_type = _layers_by_type(layers)
     np.testing.assert_array_equal(by_type["image"][0][0], image)
 
-    (nucleus_labels, _), (cell_labels, _) = by_type["labels"]
-    assert set(np.unique(nucleus_labels)) == {0, 1, 2}
+    (cell_labels, _), (nucleus_labels, _) = by_type["labels"]
+    # nuclei carry the id of the cell they lie in: the same ids as the cells, as for a prediction
+    assert nucleus_labels[20, 15] == 1 and nucleus_labels[20, 34] == 2
     np.testing.assert_array_equal(nucleus_labels > 0, nuclei)
-    assert cell_labels[20, 24] == 1  # overlap pixel goes to the first cell
-    assert cell_labels[20, 38] == 2 and cell_labels[0, 0] == 0
+    assert cell_labels[20, 24] == 2  # overlap pixel: the smaller cell wins, the one rule for every layer
+    assert cell_labels[20, 10] == 1 and cell_labels[0, 0] == 0
     np.testing.assert_array_equal(cell_labels > 0, cells.any(0))
 
     polygons, kwargs = by_type["shapes"][0]
@@ -81,6 +88,7 @@ def test_isbi2014_mat_stacks_same_sized_images(tmp_path):
     assert len(polygons) == 4 and all(p.shape[1] == 3 for p in polygons)
     assert [int(p[0, 0]) for p in polygons] == [0, 0, 1, 1]  # plane index first
     assert list(kwargs["features"]["image"]) == ["1", "1", "2", "2"]
+    assert list(kwargs["features"]["cell_id"]) == [1, 2, 1, 2]
 
 
 def test_coco_json_and_mixed_sizes_give_one_layer_set_per_image(tmp_path):
@@ -93,13 +101,13 @@ def test_coco_json_and_mixed_sizes_give_one_layer_set_per_image(tmp_path):
     layers = get_reader(str(json_path))(str(json_path))
     assert [kwargs["name"] for _, kwargs, _ in layers] == [
         "big",
+        "big cell labels",
         "big nuclei",
         "big cells",
-        "big cell outlines",
         "small",
+        "small cell labels",
         "small nuclei",
         "small cells",
-        "small cell outlines",
     ]
 
 
@@ -129,14 +137,11 @@ def test_layer_tuples_build_napari_layers(tmp_path):
                 assert list(layer.features["cell_id"]) == [1, 2] * len(stacked)
 
 
-def test_first_cell_labels_and_outlines_of_holes():
-    assert first_cell_labels(np.zeros((0, 4, 5), bool)).shape == (4, 5)
-    ring = _disk((30, 30), (15, 15), 10) & ~_disk((30, 30), (15, 15), 4)
-    assert len(cell_outlines(ring)) == 2  # outer border and the hole
-    edge = np.zeros((10, 10), bool)
-    edge[:4, :4] = True  # touching the image border still gives a closed polygon
-    (polygon,) = cell_outlines(edge)
-    assert polygon.min() >= -0.5 and polygon.max() <= 4
+def test_nuclei_only_files_give_nucleus_labels_without_cell_layers():
+    image, _, nuclei = _two_overlapping_cells()
+    layers = samples_to_layers([CellSample(image=image, nuclei=nuclei, name="edf")])
+    assert [kwargs["name"] for _, kwargs, _ in layers] == ["edf", "edf nuclei"]
+    assert set(np.unique(layers[1][0])) == {0, 1, 2}  # no cells: each nucleus gets its own id
 
 
 def test_write_labels_round_trip_compact_dtype_and_atomic(tmp_path):

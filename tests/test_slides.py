@@ -172,3 +172,16 @@ def test_napari_opens_a_pyramid_as_a_multiscale_layer_without_reading_it(tmp_pat
     assert tuple(layers[0].scale) == pytest.approx((0.25, 0.25))
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mb < full_resolution_mb / 2, f"opening the slide grew the process by {grown_mb:.0f} MB"
+
+
+def test_openslide_reads_a_tiled_tiff_like_tifffile(tmp_path):
+    pytest.importorskip("openslide", reason="the optional 'slides' extra is not installed")
+    from napari_cervix.io.slides import _open_openslide
+
+    image = np.zeros((1500, 1300, 3), np.uint8)
+    image[:] = (200, 100, 50)
+    image[300:900, 200:700] = (10, 200, 30)
+    tifffile.imwrite(tmp_path / "generic.tif", image, tile=(256, 256), photometric="rgb", compression="zlib")
+    slide = _open_openslide(tmp_path / "generic.tif")  # OpenSlide's generic-TIFF driver, as for a vendor file
+    assert slide.format == "openslide" and slide.shape == image.shape
+    np.testing.assert_array_equal(slide.read(0, (slice(100, 1000), slice(150, 800))), image[100:1000, 150:800])

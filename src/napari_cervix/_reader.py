@@ -1,10 +1,10 @@
 """npe2 reader: per-cell ``.npz``, COCO ``.json`` and ISBI ``.mat`` files → layer-data tuples.
 
 Returns plain ``(data, kwargs, layer_type)`` tuples, so nothing here imports napari. Per file: the
-image, the nuclei as Labels (one id per connected nucleus), the cells as Labels (each pixel → the
-first cell covering it) and the cell outlines as Shapes with a ``cell_id`` feature, so overlapping
-cells stay visible. Same-sized images of one file are stacked into one layer each (plane = image,
-in file order).
+image, and its ground truth as the same linked layers a prediction gets
+(:func:`napari_cervix.instances.layers.layer_tuples`: cell Labels with the smallest cell on top, nuclei
+Labels carrying their cell's id, cell outlines as Shapes). Same-sized images of one file are stacked into
+one layer each (plane = image, in file order).
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage as ndi
 
-_EIGHT_CONNECTED = np.ones((3, 3), bool)
+from .instances.layers import layer_tuples
 
 
 def _file_kind(path: Path) -> str | None:
@@ -63,31 +62,6 @@ def get_reader(path):
     return read_cervix
 
 
-def first_cell_labels(cells: np.ndarray) -> np.ndarray:
-    """H×W int32: 1 + index of the first cell on each pixel (overlaps go to the first), else 0."""
-    cells = np.asarray(cells, bool)
-    if len(cells) == 0:
-        return np.zeros(cells.shape[1:], np.int32)
-    return np.where(cells.any(axis=0), cells.argmax(axis=0) + 1, 0).astype(np.int32)
-
-
-def cell_outlines(mask: np.ndarray, tolerance: float = 0.5) -> list[np.ndarray]:
-    """Closed (row, col) polygons tracing a mask's boundaries (outer ones and holes), simplified."""
-    from skimage.measure import approximate_polygon, find_contours
-
-    polygons = []
-    for box in ndi.find_objects(np.asarray(mask, np.uint8)):
-        if box is None:
-            continue
-        crop = np.pad(np.asarray(mask[box], np.uint8), 1)  # padding closes contours touching the border
-        offset = np.array([box[0].start - 1, box[1].start - 1], float)
-        for contour in find_contours(crop, 0.5):
-            polygon = approximate_polygon(contour, tolerance)
-            if len(polygon) >= 3:
-                polygons.append(polygon + offset)
-    return polygons
-
-
 def _stackable(samples) -> bool:
     return len({(s.image.shape, s.image.dtype) for s in samples}) == 1
 
@@ -104,54 +78,25 @@ def samples_to_layers(samples, title: str = "cells") -> list[tuple]:
 
 
 def _group_layers(samples, title: str, stacked: bool) -> list[tuple]:
-    def stack(planes):
-        return np.stack(planes) if stacked else planes[0]
-
-    shape = samples[0].shape
     metadata = {"names": [s.name for s in samples], "sources": [s.source for s in samples]}
-    first = samples[0].image
+    images = [s.image for s in samples]
     layers = [
         (
-            stack([s.image for s in samples]),
-            {"name": title, "rgb": first.ndim == 3, "metadata": metadata},
+            np.stack(images) if stacked else images[0],
+            {"name": title, "rgb": images[0].ndim == 3, "metadata": metadata},
             "image",
         )
     ]
-    if any(s.nuclei is not None for s in samples):
-        nuclei = [
-            ndi.label(s.nuclei, structure=_EIGHT_CONNECTED)[0].astype(np.int32)
-            if s.nuclei is not None
-            else np.zeros(shape, np.int32)
-            for s in samples
-        ]
-        layers.append((stack(nuclei), {"name": f"{title} nuclei", "metadata": metadata}, "labels"))
-    if any(s.cells is not None for s in samples):
-        cells = [first_cell_labels(s.cells) if s.cells is not None else np.zeros(shape, np.int32) for s in samples]
-        layers.append((stack(cells), {"name": f"{title} cells", "metadata": metadata}, "labels"))
-        polygons, cell_ids, image_names = [], [], []
-        for plane, sample in enumerate(samples):
-            for k, mask in enumerate([] if sample.cells is None else sample.cells):
-                for polygon in cell_outlines(mask):
-                    polygons.append(np.column_stack([np.full(len(polygon), plane), polygon]) if stacked else polygon)
-                    cell_ids.append(k + 1)
-                    image_names.append(sample.name)
-        if polygons:
-            layers.append(
-                (
-                    polygons,
-                    {
-                        "name": f"{title} cell outlines",
-                        "shape_type": "polygon",
-                        "features": {
-                            "cell_id": np.array(cell_ids, np.int32),
-                            "image": np.array(image_names),
-                        },
-                        "face_color": "transparent",
-                        "edge_color": "cyan",
-                        "edge_width": 1,
-                        "metadata": metadata,
-                    },
-                    "shapes",
-                )
-            )
+    with_cells = any(s.cells is not None for s in samples)
+    with_nuclei = any(s.nuclei is not None for s in samples)
+    if with_cells or with_nuclei:
+        cell_sets = [s.cell_set() for s in samples]
+        ground_truth = layer_tuples(
+            cell_sets if stacked else cell_sets[0], title, with_cells=with_cells, with_nuclei=with_nuclei
+        )
+        for _, kwargs, layer_type in ground_truth:
+            kwargs["metadata"] = {**kwargs["metadata"], **metadata}
+            if layer_type == "shapes" and stacked:  # which image of the file each outline belongs to
+                kwargs["features"]["image"] = [metadata["names"][p] for p in kwargs["features"]["plane"]]
+        layers += ground_truth
     return layers

@@ -14,6 +14,7 @@ torch / mmdet are imported only when a model runs.
 from .cells.classify import classify_cells
 from .cells.features import measure_cells
 from .instances.inference import segment_instances
+from .report import review_report
 from .semantic.inference import segment_semantic
 
-__all__ = ["classify_cells", "measure_cells", "segment_instances", "segment_semantic"]
+__all__ = ["classify_cells", "measure_cells", "review_report", "segment_instances", "segment_semantic"]

@@ -19,12 +19,16 @@ VERBS = {
     "classify": "measure and classify cells of a labelled image",
     "evaluate": "score a model on a dataset (prints JSON with --json)",
     "train": "train a model on a dataset",
+    "analyze": "analyze whole slides or folders of slides (resumable; dask for scale-out)",
+    "report": "write an HTML + CSV review report of a cell table",
 }
 COMMAND_MODULES = (
     "napari_cervix.demo",
     "napari_cervix.semantic.commands",
     "napari_cervix.instances.commands",
     "napari_cervix.cells.commands",
+    "napari_cervix.slide_analysis",
+    "napari_cervix.report",
 )
 
 
@@ -40,13 +44,7 @@ class Command:
 def _commands() -> list[Command]:
     found = []
     for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name and err.name.startswith("napari_cervix"):
-                continue  # capability not built yet
-            raise
-        found.extend(getattr(module, "COMMANDS", []))
+        found.extend(importlib.import_module(module_name).COMMANDS)
     return found
 
 

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .cellset import CellSet
 from .cli import Command
+from .geometry import NUCLEUS
 
 DEMO_SEED = 2014
 DEMO_SHAPE = (768, 768)
@@ -30,16 +32,23 @@ def demo_smear():
 
 
 def _overlay(image: np.ndarray, cells, semantic: np.ndarray) -> np.ndarray:
-    """Gray image, nuclei tinted, and the outline of every cell — each mask of an N×H×W stack drawn on
-    its own, so overlapping cells stay visible."""
+    """Gray image, nuclei tinted, and the outline of every cell — each cell of a cell set drawn on its
+    own, so overlapping cells stay visible (a label image: the borders between its labels)."""
     from skimage.color import gray2rgb
     from skimage.segmentation import find_boundaries
 
     rgb = gray2rgb(image.astype(np.float32) / max(float(image.max()), 1.0))
-    rgb[semantic == 2] = 0.6 * rgb[semantic == 2] + 0.4 * np.array([0.85, 0.1, 0.45])
-    masks = cells if np.ndim(cells) == 3 else [cells]
-    for mask in masks:
-        rgb[find_boundaries(mask, mode="inner")] = (0.1, 0.9, 0.3)
+    nucleus = semantic == NUCLEUS
+    rgb[nucleus] = 0.6 * rgb[nucleus] + 0.4 * np.array([0.85, 0.1, 0.45])
+    if isinstance(cells, CellSet):
+        height, width = cells.shape
+        for k, (y0, x0, y1, x1) in enumerate(cells.boxes):
+            # The cell's box and one pixel around it (inside the image): all its boundary needs to see.
+            wy0, wx0, wy1, wx1 = max(y0 - 1, 0), max(x0 - 1, 0), min(y1 + 1, height), min(x1 + 1, width)
+            boundary = find_boundaries(cells.cells.crop_in(k, (wy0, wx0, wy1, wx1)), mode="inner")
+            rgb[wy0:wy1, wx0:wx1][boundary] = (0.1, 0.9, 0.3)
+    else:
+        rgb[find_boundaries(cells, mode="inner")] = (0.1, 0.9, 0.3)
     return (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
 
 
@@ -81,7 +90,7 @@ def run_demo(out: str | Path, log=print) -> dict:
         "nucleus_dice": round(scores["dice"]["nucleus"], 3),
     }
 
-    cell_stack = None
+    cell_set = None
     reason = _instances_unavailable_reason()
     if reason is None:
         from .api import segment_instances
@@ -89,25 +98,25 @@ def run_demo(out: str | Path, log=print) -> dict:
         t0 = time.perf_counter()
         result = segment_instances(sample.image)
         summary["instances_seconds"] = round(time.perf_counter() - t0, 2)
-        cell_stack, nuclei = result.cells, result.nucleus_labels()
+        cell_set, nuclei = result.cells, result.nucleus_labels()
         cell_labels = result.cell_labels()
         summary["cells_from"] = "instance model (overlapping cells kept in the table)"
     else:
         cell_labels, nuclei = cells_from_semantic(semantic)
         summary["cells_from"] = f"semantic labels + nucleus-seeded watershed (instance model not available: {reason})"
     tifffile.imwrite(out / "cells.tif", cell_labels)
-    summary["cells_found"] = int(len(cell_stack) if cell_stack is not None else len(np.unique(cell_labels)) - 1)
+    cells = cell_set if cell_set is not None else cell_labels
+    summary["cells_found"] = int(len(cell_set) if cell_set is not None else len(np.unique(cell_labels)) - 1)
 
-    table = _cell_table(sample.image, cell_stack if cell_stack is not None else cell_labels, nuclei, summary)
+    table = _cell_table(sample.image, cells, nuclei, summary)
     table.to_csv(out / "cells.csv", index=False)
-    outlines = cell_stack if cell_stack is not None else cell_labels
-    iio.imwrite(out / "overlay.png", _overlay(sample.image, outlines, semantic))
+    iio.imwrite(out / "overlay.png", _overlay(sample.image, cells, semantic))
     summary["outputs"] = sorted(p.name for p in out.iterdir())
     return summary
 
 
 def _cell_table(image, cells, nuclei, summary):
-    """Measurements + classes when the cells capability is installed; else a minimal regionprops table."""
+    """Measurements + classes when a classifier is shipped; else the measurements alone."""
     from .registry import RegistryError
 
     try:
@@ -120,16 +129,9 @@ def _cell_table(image, cells, nuclei, summary):
         return table
     except (ImportError, RegistryError) as err:  # capability not installed or no classifier shipped
         summary["classification"] = f"not available: {err}"
-    try:
-        from .api import measure_cells
+    from .api import measure_cells
 
-        return measure_cells(image, cells, nuclei)
-    except ImportError as err:
-        summary["measurements"] = f"not available: {err}"
-    import pandas as pd
-    from skimage.measure import regionprops_table
-
-    return pd.DataFrame(regionprops_table(np.asarray(cells), properties=("label", "area", "centroid")))
+    return measure_cells(image, cells, nuclei)
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:

@@ -19,7 +19,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .cellset import CellSet, Masks
 from .classes import INSTANCE_CLASSES, SEMANTIC_CLASSES
+from .geometry import label_components
 from .io.sample import CellSample
 
 
@@ -136,44 +138,44 @@ COCO_MAX_DETS = (1, 10, 300)
 _AP_KEYS = ("AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L")
 
 
-def _rle(mask: np.ndarray) -> dict:
+def _coco_annotations(masks: Masks, image_id: int, category_id: int, first_id: int, scored: bool) -> list[dict]:
+    """COCO annotations of sparse masks, RLE computed per object from its crop (never an H×W array)."""
     from pycocotools import mask as mask_utils
 
-    return mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    annotations = []
+    for k, rle in enumerate(masks.rle()):
+        annotation = {
+            "id": first_id + k,
+            "image_id": image_id,
+            "category_id": category_id,
+            "segmentation": rle,
+            "area": float(mask_utils.area(rle)),
+            "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+            "iscrowd": 0,
+        }
+        if scored:
+            annotation["score"] = float(masks.scores[k])
+        annotations.append(annotation)
+    return annotations
 
 
-def _coco_annotation(mask, image_id, category_id, ann_id, score=None) -> dict:
-    from pycocotools import mask as mask_utils
-
-    rle = _rle(mask)
-    annotation = {
-        "id": ann_id,
-        "image_id": image_id,
-        "category_id": category_id,
-        "segmentation": rle,
-        "area": float(mask_utils.area(rle)),
-        "bbox": [float(v) for v in mask_utils.toBbox(rle)],
-        "iscrowd": 0,
-    }
-    if score is not None:
-        annotation["score"] = float(score)
-    return annotation
+def _nucleus_instances(nuclei: np.ndarray) -> Masks:
+    """Nuclei of a union mask: its 8-connected components (:func:`~napari_cervix.geometry.label_components`)."""
+    return Masks.from_labels(label_components(nuclei))[0]
 
 
-def _nucleus_instances(nuclei: np.ndarray) -> list[np.ndarray]:
-    """Nuclei as 8-connected components of the union mask (diagonal pixels stay one nucleus)."""
-    from scipy import ndimage
-
-    labels, n = ndimage.label(np.asarray(nuclei, bool), structure=np.ones((3, 3), bool))
-    return [labels == i for i in range(1, n + 1)]
-
-
-def _check_prediction(pred: dict, index: int, shape: tuple[int, int]):
+def _prediction_masks(pred, index: int, shape: tuple[int, int]) -> dict[str, Masks]:
+    """{"cell": Masks, "nucleus": Masks} of one prediction: a :class:`~napari_cervix.cellset.CellSet`, or
+    ``{"masks": N×H×W, "scores", "labels"}`` with labels "cell"/"nucleus" (cropped here)."""
+    if isinstance(pred, CellSet):
+        if pred.shape != tuple(shape):
+            raise ValueError(f"prediction {index} is on a {pred.shape} image, its sample is {tuple(shape)}")
+        return {"cell": pred.cells, "nucleus": pred.nuclei}
     if not isinstance(pred, dict) or not {"masks", "scores", "labels"} <= set(pred):
-        raise ValueError(f"prediction {index} must be a dict with 'masks', 'scores' and 'labels'")
+        raise ValueError(f"prediction {index} must be a CellSet or a dict with 'masks', 'scores' and 'labels'")
     masks = np.asarray(pred["masks"])
     scores = np.asarray(pred["scores"], np.float64).ravel()
-    labels = list(np.asarray(pred["labels"]).ravel())
+    labels = np.array([str(lab) for lab in np.asarray(pred["labels"]).ravel()], dtype=object)
     n = len(scores)
     if masks.size == 0 and n == 0:
         masks = np.zeros((0, *shape), bool)
@@ -188,22 +190,26 @@ def _check_prediction(pred: dict, index: int, shape: tuple[int, int]):
         )
     if not np.all(np.isfinite(scores)):
         raise ValueError(f"prediction {index}: scores must be finite")
-    unknown = sorted({str(lab) for lab in labels} - set(INSTANCE_CLASSES))
+    unknown = sorted(set(labels) - set(INSTANCE_CLASSES))
     if unknown:
         raise ValueError(f"prediction {index}: unknown labels {unknown}; expected {', '.join(INSTANCE_CLASSES)}")
-    return masks.astype(bool, copy=False), scores, [str(lab) for lab in labels]
+    return {
+        name: Masks.from_stack(masks[labels == name], shape, scores[labels == name])[0] for name in INSTANCE_CLASSES
+    }
 
 
 def coco_segm_metrics(gt_samples: Sequence[CellSample], predictions: Sequence[dict]) -> dict:
     """COCO mask AP of instance predictions against the samples' ground truth.
 
-    Ground truth: category ``cell`` from ``sample.cells``, ``nucleus`` from the 8-connected
-    components of ``sample.nuclei``. A sample whose ``cells`` (or ``nuclei``) is ``None`` is *not
-    annotated* for that category, so predictions of that category on it are dropped rather than
-    counted as false positives; an empty stack means "annotated, none there".
+    Ground truth: category ``cell`` from ``sample.cells`` (a cell set), ``nucleus`` from the
+    8-connected components of ``sample.nuclei``. A sample whose ``cells`` (or ``nuclei``) is ``None``
+    is *not annotated* for that category, so predictions of that category on it are dropped rather
+    than counted as false positives; an empty cell set means "annotated, none there".
 
-    Each prediction is ``{"masks": N×H×W bool, "scores": (N,), "labels": (N,) "cell"/"nucleus"}``,
-    one per sample, in the same order.
+    Each prediction is a :class:`~napari_cervix.cellset.CellSet` with scores (what
+    :meth:`InstanceResult.to_predictions` gives), or ``{"masks": N×H×W bool, "scores": (N,), "labels":
+    (N,) "cell"/"nucleus"}``; one per sample, in the same order. Every mask is RLE-encoded from its crop,
+    so memory follows the objects, not objects × pixels.
 
     Returns ``{"segm": {AP, AP50, AP75, AP_S, AP_M, AP_L}, "per_category": {"cell": {...},
     "nucleus": {...}}}`` with COCO's definitions (AP averaged over IoU 0.50:0.05:0.95, 101-point
@@ -225,24 +231,24 @@ def coco_segm_metrics(gt_samples: Sequence[CellSample], predictions: Sequence[di
         height, width = sample.shape
         image_id = index + 1
         images.append({"id": image_id, "height": height, "width": width})
-        masks, scores, labels = _check_prediction(pred, index, (height, width))
+        predicted = _prediction_masks(pred, index, (height, width))
         annotated = {"cell": sample.cells is not None, "nucleus": sample.nuclei is not None}
         if not any(annotated.values()):
             raise ValueError(f"sample {index} ({sample.name or 'unnamed'}) has neither cells nor nuclei")
-        gt_masks = {
-            "cell": list(np.asarray(sample.cells, bool)) if annotated["cell"] else [],
-            "nucleus": _nucleus_instances(sample.nuclei) if annotated["nucleus"] else [],
+        truth = {
+            "cell": sample.cells.cells if annotated["cell"] else Masks((height, width)),
+            "nucleus": _nucleus_instances(sample.nuclei) if annotated["nucleus"] else Masks((height, width)),
         }
-        for name, instance_masks in gt_masks.items():
-            for mask in instance_masks:
-                if mask.shape != (height, width):
-                    raise ValueError(f"sample {index}: {name} mask shape {mask.shape} != image shape")
-                if mask.any():
-                    gt_annotations.append(_coco_annotation(mask, image_id, category_ids[name], len(gt_annotations) + 1))
-        for mask, score, name in zip(masks, scores, labels):
-            if annotated[name] and mask.any():
-                dt_annotations.append(
-                    _coco_annotation(mask, image_id, category_ids[name], len(dt_annotations) + 1, score)
+        for name, masks in truth.items():
+            if masks.shape != (height, width):
+                raise ValueError(f"sample {index}: {name} masks are {masks.shape}, the image is {(height, width)}")
+            gt_annotations += _coco_annotations(
+                masks, image_id, category_ids[name], len(gt_annotations) + 1, scored=False
+            )
+        for name, masks in predicted.items():
+            if annotated[name]:
+                dt_annotations += _coco_annotations(
+                    masks, image_id, category_ids[name], len(dt_annotations) + 1, scored=True
                 )
 
     categories = [{"id": i, "name": name} for name, i in category_ids.items()]

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .io.slides import read_region
+
 DECISIONS = ("accept", "reject")
 REVIEW_COLUMNS = ("review_decision", "reviewed_class", "reviewed_at")
 SCORE_COLUMNS = ("p_abnormal", "p_reviewable")  # the first present ranks the gallery
@@ -115,7 +117,8 @@ def thumbnail(image, centre_y: float, centre_x: float, size: int = 96) -> np.nda
     top, left = max(y0, 0), max(x0, 0)
     bottom, right = min(y0 + size, height), min(x0 + size, width)
     if bottom > top and right > left:
-        out[top - y0 : bottom - y0, left - x0 : right - x0] = _display_uint8(image[top:bottom, left:right])
+        region = read_region(image, (slice(top, bottom), slice(left, right)))
+        out[top - y0 : bottom - y0, left - x0 : right - x0] = _display_uint8(region)
     return out
 
 

@@ -17,6 +17,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
+from .cellset import CellSet, Masks
 from .io.sample import CellSample
 
 #: Background transmission (≈ 235/255, as in ISBI 2014 synthetic frames).
@@ -155,9 +156,10 @@ def generate_smear(shape=(512, 512), n_cells=(2, 10), seed=None, rgb: bool = Fal
 
     ``n_cells`` and ``cell_radius`` (semi-major axis in px) are a number or an inclusive (low, high)
     range drawn per image / per cell. Returns a :class:`CellSample` with ``image`` uint8 H×W (gray)
-    or H×W×3 (Pap-stain colors when ``rgb``), ``cells`` N×H×W bool whole-cell masks (they overlap),
-    ``nuclei`` H×W bool union, and ``meta["cell_nuclei"]`` N×H×W bool, the nucleus of each cell.
-    Every nucleus lies inside its cell and at least 2 px from every other nucleus.
+    or H×W×3 (Pap-stain colors when ``rgb``), ``cells`` the :class:`~napari_cervix.cellset.CellSet` of the
+    whole cells (they overlap; ids 1..N in drawing order) with each cell's own nucleus linked to it, and
+    ``nuclei`` the H×W bool union. Every nucleus lies inside its cell and at least 2 px from every other
+    nucleus.
     """
     shape = _check_shape(shape)
     n_low, n_high = _range(n_cells, "n_cells", integer=True, minimum=0)
@@ -165,20 +167,21 @@ def generate_smear(shape=(512, 512), n_cells=(2, 10), seed=None, rgb: bool = Fal
     rng = np.random.default_rng(seed)
     count = int(rng.integers(n_low, n_high + 1))
 
-    cells = np.zeros((count, *shape), bool)
-    cell_nuclei = np.zeros((count, *shape), bool)
+    cell_corners, cell_crops, nucleus_corners, nucleus_crops = [], [], [], []
     nuclei_union = np.zeros(shape, bool)
     # Optical density of each stain, summed over cells (Beer-Lambert: absorbances add up).
     od_pink, od_blue, od_nucleus = (np.zeros(shape, np.float32) for _ in range(3))
     centers = []
-    for i in range(count):
+    for _ in range(count):
         cell, center, nucleus, nucleus_center = _place_cell(rng, shape, (r_low, r_high), centers, nuclei_union)
         centers.append(center)
 
         window, dy, dx = _window(center, cell.extent, shape)
         rho = cell.rho(dy, dx)
         inside = rho <= 1
-        cells[i][window] = inside
+        cell_window, cell_inside = window, inside
+        cell_corners.append((window[0].start, window[1].start))
+        cell_crops.append(inside)
         texture = 1 + 0.18 * _smooth_noise(rng, inside.shape, sigma=rng.uniform(4, 9))
         rim = 0.6 * _smoothstep(0.8, 1.0, rho)  # thicker, darker rim of a flattened cell
         density = rng.uniform(0.12, 0.30) * np.clip(texture + rim, 0.3, None) * inside
@@ -187,8 +190,9 @@ def generate_smear(shape=(512, 512), n_cells=(2, 10), seed=None, rgb: bool = Fal
 
         window, dy, dx = _window(nucleus_center, nucleus.extent, shape)
         rho = nucleus.rho(dy, dx)
-        inside = (rho <= 1) & cells[i][window]
-        cell_nuclei[i][window] = inside
+        inside = (rho <= 1) & _window_part(cell_inside, cell_window, window)
+        nucleus_corners.append((window[0].start, window[1].start))
+        nucleus_crops.append(inside)
         nuclei_union[window] |= inside
         chromatin = 1 + 0.2 * _smooth_noise(rng, inside.shape, sigma=1.2)
         density = rng.uniform(0.55, 0.9) * np.clip(chromatin, 0.3, None) * inside
@@ -215,13 +219,63 @@ def generate_smear(shape=(512, 512), n_cells=(2, 10), seed=None, rgb: bool = Fal
     noisy = 255 * transmission + rng.normal(0, 2.5, transmission.shape)
     image = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
 
+    cells, kept = Masks.from_crops(shape, cell_corners, cell_crops)
+    nuclei, kept_nuclei = Masks.from_crops(shape, nucleus_corners, nucleus_crops)
     return CellSample(
         image=image,
-        cells=cells,
+        cells=CellSet(cells, kept + 1, nuclei, kept_nuclei + 1),  # nucleus i belongs to cell i
         nuclei=nuclei_union,
         name=f"synthetic_smear_{seed}" if seed is not None else "synthetic_smear",
         source="napari_cervix.synth.generate_smear",
-        meta={"cell_nuclei": cell_nuclei, "seed": seed, "synthetic": True},
+        meta={"seed": seed, "synthetic": True},
+    )
+
+
+def _window_part(mask: np.ndarray, window, target) -> np.ndarray:
+    """The part of ``mask`` (covering image slices ``window``) inside image slices ``target``, shaped
+    like ``target`` (False where ``mask`` does not reach)."""
+    out = np.zeros((target[0].stop - target[0].start, target[1].stop - target[1].start), bool)
+    y0, y1 = max(window[0].start, target[0].start), min(window[0].stop, target[0].stop)
+    x0, x1 = max(window[1].start, target[1].start), min(window[1].stop, target[1].stop)
+    if y1 > y0 and x1 > x0:
+        out[y0 - target[0].start : y1 - target[0].start, x0 - target[1].start : x1 - target[1].start] = mask[
+            y0 - window[0].start : y1 - window[0].start, x0 - window[1].start : x1 - window[1].start
+        ]
+    return out
+
+
+def generate_smear_field(shape=(2048, 2048), tile: int = 512, n_cells=(7, 8), seed=None, rgb: bool = False):
+    """A large overlapping-cell field made of independent :func:`generate_smear` tiles side by side
+    (``n_cells`` per tile), for memory and speed benchmarks of whole fields: 2048² holds about 120 cells,
+    3072² 280, 4096² 500. Cells never cross a tile border. Returns a :class:`CellSample` like
+    :func:`generate_smear` (cell ids 1..N tile by tile)."""
+    shape = _check_shape(shape)
+    rng = np.random.default_rng(seed)
+    image = np.zeros((*shape, 3) if rgb else shape, np.uint8)
+    nuclei_union = np.zeros(shape, bool)
+    cell_corners, cell_crops, nucleus_corners, nucleus_crops, owners = [], [], [], [], []
+    for y in range(0, shape[0], tile):
+        for x in range(0, shape[1], tile):
+            h, w = min(tile, shape[0] - y), min(tile, shape[1] - x)
+            part = generate_smear((h, w), n_cells, seed=int(rng.integers(2**31)), rgb=rgb)
+            image[y : y + h, x : x + w] = part.image
+            nuclei_union[y : y + h, x : x + w] = part.nuclei
+            first = len(cell_crops)
+            cell_corners += [(y + b[0], x + b[1]) for b in part.cells.boxes]
+            cell_crops += part.cells.cells.crops
+            nucleus_corners += [(y + b[0], x + b[1]) for b in part.cells.nuclei.boxes]
+            nucleus_crops += part.cells.nuclei.crops
+            position = {int(cell_id): first + k for k, cell_id in enumerate(part.cells.ids)}
+            owners += [position[int(c)] + 1 for c in part.cells.nucleus_cell_ids]
+    cells, _ = Masks.from_crops(shape, cell_corners, cell_crops)
+    nuclei, _ = Masks.from_crops(shape, nucleus_corners, nucleus_crops)
+    return CellSample(
+        image=image,
+        cells=CellSet(cells, None, nuclei, owners),
+        nuclei=nuclei_union,
+        name=f"synthetic_field_{seed}" if seed is not None else "synthetic_field",
+        source="napari_cervix.synth.generate_smear_field",
+        meta={"seed": seed, "synthetic": True, "tile": tile},
     )
 
 

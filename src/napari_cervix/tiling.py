@@ -11,10 +11,12 @@ to ``out`` (any array supporting slice assignment, e.g. a zarr array on disk for
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 import numpy as np
+
+from .geometry import pad_to_multiple
 
 
 @dataclass(frozen=True)
@@ -77,17 +79,6 @@ def blend_window(height: int, width: int, overlap: int) -> np.ndarray:
         return np.clip(r, 1e-3, 1.0)
 
     return np.outer(ramp(height), ramp(width)).astype(np.float32)
-
-
-def pad_to_multiple(tile: np.ndarray, multiple: int, min_size: int = 0) -> tuple[np.ndarray, tuple[int, int]]:
-    """Mirror-pad the two leading axes up to a multiple of ``multiple`` (and at least ``min_size``)."""
-    h, w = tile.shape[:2]
-    th = max(min_size, -(-h // multiple) * multiple)
-    tw = max(min_size, -(-w // multiple) * multiple)
-    if (th, tw) == (h, w):
-        return tile, (h, w)
-    pad = [(0, th - h), (0, tw - w)] + [(0, 0)] * (tile.ndim - 2)
-    return np.pad(tile, pad, mode="symmetric"), (h, w)
 
 
 def blend_tiles(
@@ -155,9 +146,3 @@ def run_to_end(generator: Generator, callback: Callable[[TileProgress], None] | 
                 callback(progress)
     except StopIteration as stop:
         return stop.value
-
-
-def iter_tile_arrays(image, tile_size: int = 512, overlap: int = 64) -> Iterator[tuple[Tile, np.ndarray]]:
-    """(tile, data) pairs for tasks that merge their own outputs (instance detection)."""
-    for tile in tile_grid(image.shape, tile_size, overlap):
-        yield tile, np.asarray(image[tile.slices])

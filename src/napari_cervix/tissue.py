@@ -60,15 +60,15 @@ def tissue_mask_of(image: np.ndarray, pixel_size_um: float | None = None) -> np.
     threshold = max(float(threshold_otsu(density)), MIN_DENSITY)
     mask = density > threshold
     radius = max(1, round(MARGIN_UM / pixel_size_um)) if pixel_size_um else max(1, round(max(mask.shape) / 200))
-    mask = morphology.binary_closing(mask, morphology.disk(max(1, radius // 2)))
+    mask = morphology.closing(mask, morphology.disk(max(1, radius // 2)))
     mask = morphology.remove_small_objects(mask, max_size=max(4, radius**2 // 4))
-    return morphology.binary_dilation(mask, morphology.disk(radius))
+    return morphology.dilation(mask, morphology.disk(radius))
 
 
 def detect_tissue(slide, max_side: int = OVERVIEW_SIDE) -> TissueMask:
     """Tissue mask of a :class:`~napari_cervix.io.slides.Slide` from its coarsest level ≤ ``max_side``."""
     level = slide.level_for(max_side)
-    overview = np.asarray(slide.levels[level])
+    overview = slide.read(level, (slice(None), slice(None)))
     downsample = slide.downsamples[level]
     pixel = slide.pixel_size_um * downsample if slide.pixel_size_um else None
     return TissueMask(tissue_mask_of(overview, pixel), downsample, level)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 from magicgui.widgets import ComboBox, FileEdit
 
+from ..registry import DEFAULT
+
 CUSTOM_FILE = "file…"
+DEFAULT_CHOICE = "default (chosen for this image)"
 
 
 def layer_picker(viewer, layer_type, label: str) -> ComboBox:
@@ -26,17 +29,22 @@ def layer_picker(viewer, layer_type, label: str) -> ComboBox:
 
 
 def model_picker(task: str) -> tuple[ComboBox, FileEdit]:
-    """Registered models of a task plus a 'file…' choice enabling a file field."""
+    """ "default (chosen for this image)", the task's registered models, and a 'file…' choice enabling a
+    file field. The default is resolved when the task runs, by the registry's rule for that image — the
+    same rule the console functions and the CLI apply to ``model="default"``."""
     from ..registry import list_models
 
-    names = [e.name for e in sorted(list_models(task), key=lambda e: not e.default)]
-    box = ComboBox(label="model", choices=names + [CUSTOM_FILE], value=names[0] if names else CUSTOM_FILE)
-    file = FileEdit(label="weights file", filter="*.safetensors", visible=box.value == CUSTOM_FILE)
+    names = [DEFAULT_CHOICE] + [e.name for e in list_models(task)] + [CUSTOM_FILE]
+    box = ComboBox(label="model", choices=names, value=DEFAULT_CHOICE)
+    file = FileEdit(label="weights file", filter="*.safetensors", visible=False)
     box.changed.connect(lambda value: setattr(file, "visible", value == CUSTOM_FILE))
     return box, file
 
 
 def chosen_model(box: ComboBox, file: FileEdit):
+    """What to pass as ``model=``: "default", a registered name, or the chosen weights file."""
+    if box.value == DEFAULT_CHOICE:
+        return DEFAULT
     if box.value == CUSTOM_FILE:
         path = str(file.value)
         if not path or path == ".":

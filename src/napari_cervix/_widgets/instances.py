@@ -3,10 +3,10 @@
 
 Runs in a ``thread_worker`` (progress per tile, cancel between tiles) and adds, on return, three layers
 linked by cell id (see :mod:`napari_cervix.instances.layers`): a Shapes layer of cell outlines with
-overlaps intact (features: cell_id, score, area, class, n_nuclei; the N×H×W masks in its metadata), a
+overlaps intact (features: cell_id, score, area, class, n_nuclei; the sparse cell set in its metadata), a
 Labels layer of nuclei painted with their cell's id, and a cell Labels layer where each overlapped pixel
-belongs to the smallest cell covering it. If mmcv's compiled ops or mmdet are missing, the error says
-what to install; nothing else in the plugin needs them.
+belongs to the smallest cell covering it — the same layers the reader and the sample data give. If mmcv's
+compiled ops or mmdet are missing, the error says what to install; nothing else in the plugin needs them.
 """
 
 from __future__ import annotations

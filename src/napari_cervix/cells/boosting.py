@@ -136,3 +136,22 @@ def trees_from_sklearn(model) -> BoostedTrees:
         baseline=np.asarray(model._baseline_prediction, np.float64).ravel(),
         n_features=int(model.n_features_in_),
     )
+
+
+def fit_boosted_trees(config, descriptors: np.ndarray, targets: np.ndarray) -> BoostedTrees:
+    """Gradient-boosted trees on cell descriptors (``config``: a TrainConfig's boost_* settings and seed),
+    flattened for storage."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    model = HistGradientBoostingClassifier(
+        max_iter=config.boost_iterations,
+        learning_rate=config.boost_learning_rate,
+        max_leaf_nodes=config.boost_leaves,
+        max_features=config.boost_max_features,
+        early_stopping=False,
+        random_state=config.seed,
+    )
+    model.fit(descriptors, targets)
+    if list(model.classes_) != list(range(int(targets.max()) + 1)):
+        raise ValueError("every class needs training cells for the boosted trees")
+    return trees_from_sklearn(model)

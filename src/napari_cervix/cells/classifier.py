@@ -14,15 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-ARCHITECTURES = {
-    "ld_resnet": "LD/ResNet: ResNet trained with the local discriminant loss (paper 000), 7 Herlev classes",
-    "mask_fusion": "image + nucleus/cytoplasm mask branches, GAP, dense (paper 002 model 2), Bethesda groups",
-    "feature_fusion": "LD/ResNet deep features + LBP-256 + SIFT bag-of-features, PCA, MLP (paper 004)",
-    "descriptor_boost": "cell descriptors (stain color, N/C geometry, texture) in gradient-boosted trees, "
-    "averaged with an LD/ResNet",
-}
-#: Architectures that need a nucleus/cytoplasm mask per crop.
-MASK_ARCHITECTURES = ("mask_fusion", "descriptor_boost")
+from ..kinds import kind, kind_of
+from .descriptors import onehot_to_semantic  # noqa: F401  (importable from here, as before)
 
 
 def abnormal_probability(proba: np.ndarray, abnormal_mask: np.ndarray) -> np.ndarray:
@@ -48,8 +41,7 @@ class CellClassifier:
         metadata: dict | None = None,
         boost=None,
     ):
-        if arch not in ARCHITECTURES:
-            raise ValueError(f"unknown classifier architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
+        self.kind = kind(arch, "classifier")  # a ValueError naming the known kinds
         self.arch = arch
         self.network = network
         self.classes = list(classes)
@@ -70,16 +62,12 @@ class CellClassifier:
 
     @property
     def needs_masks(self) -> bool:
-        return self.arch in MASK_ARCHITECTURES
+        return self.kind.needs_masks
 
     @property
     def uses_given_nuclei(self) -> bool:
-        """Whether known nuclei may replace the mask source it was trained with.
-
-        Descriptor models measure the nucleus the way they were trained to, so the N/C ratio and nucleus
-        color mean the same at inference as in training.
-        """
-        return self.arch != "descriptor_boost"
+        """Whether known nuclei may replace the mask source it was trained with (see the kind)."""
+        return self.kind.uses_given_nuclei
 
     @property
     def network_size(self) -> int:
@@ -129,39 +117,17 @@ class CellClassifier:
         The mask-fusion model needs N × 2 × S × S one-hot masks; when ``masks`` is None they are computed
         from the crops with ``mask_fn`` (default: the Otsu fallback it was trained with).
         """
-        import torch
-
         crops = np.asarray(crops, np.float32)
         expected = (self.channels, self.size, self.size)
         if crops.ndim != 4 or crops.shape[1:] != expected:
             raise ValueError(f"crops must be N×{expected[0]}×{expected[1]}×{expected[2]}, got {crops.shape}")
         if len(crops) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
-        if self.arch == "mask_fusion":
-            if masks is None:
-                from .training import masks_for_crops
-
-                masks = masks_for_crops(crops, mask_fn)
-            return self._run(lambda x, m: torch.softmax(self.network(x, m), 1), crops, masks)
-        if self.arch == "feature_fusion":
-            deep = self.deep_features(crops)
-            return self.fusion_head.predict_proba(deep, crops.mean(axis=1)).astype(np.float32)
-        if self.arch == "descriptor_boost":
-            from .descriptors import crop_descriptors
-            from .training import masks_for_crops
-
-            if masks is None:
-                masks = masks_for_crops(crops, mask_fn)
-            trees = self.boost.predict_proba(crop_descriptors(crops, onehot_to_semantic(masks)))
-            cnn = self._run(lambda x, m: torch.softmax(self.network(x)[0], 1), crops, None)
-            weight = float(self.model_config.get("cnn_weight", 0.5))
-            return (weight * cnn + (1 - weight) * trees).astype(np.float32)
-        return self._run(lambda x, m: torch.softmax(self.network(x)[0], 1), crops, None)
+        return self.kind.predict(self, crops, masks, mask_fn)
 
     def decide(self, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(class index, P(reviewable), reviewable flag) with class and flag consistent (see training)."""
-        from .training import consistent_predictions
-
+        """(class index, P(reviewable), reviewable flag) with class and flag consistent (see
+        :func:`consistent_predictions`)."""
         p_abnormal = abnormal_probability(proba, self.abnormal_mask)
         if not self.abnormal_mask.any() or self.abnormal_mask.all():
             return proba.argmax(axis=1), p_abnormal, p_abnormal >= self.threshold
@@ -178,7 +144,7 @@ class CellClassifier:
             {
                 "task": "classifier",
                 "architecture": self.arch,
-                "description": ARCHITECTURES[self.arch],
+                "description": self.kind.description,
                 "classes": self.classes,
                 "abnormal_classes": self.abnormal_classes,
                 "threshold": self.threshold,
@@ -228,72 +194,46 @@ def network_view(x, size: int, channels: int | None = None):
     return F.interpolate(x, size=(size, size), mode="area")
 
 
-def onehot_to_semantic(masks: np.ndarray) -> np.ndarray:
-    """N × 2 × S × S one-hot (cytoplasm, nucleus) → N × S × S {0 background, 1 cytoplasm, 2 nucleus}."""
-    masks = np.asarray(masks) > 0.5
-    return np.where(masks[:, 1], 2, np.where(masks[:, 0], 1, 0)).astype(np.uint8)
+def consistent_predictions(
+    proba: np.ndarray, abnormal_mask: np.ndarray, p_abnormal: np.ndarray, threshold: float
+) -> np.ndarray:
+    """Class = most probable abnormal class when the cell is flagged reviewable, else most probable normal one.
+
+    Keeps the predicted class and the reviewable flag from contradicting each other.
+    """
+    abnormal_best = np.where(abnormal_mask[None, :], proba, -1).argmax(axis=1)
+    normal_best = np.where(~abnormal_mask[None, :], proba, -1).argmax(axis=1)
+    return np.where(p_abnormal >= threshold, abnormal_best, normal_best)
 
 
 def build_network(arch: str, classes: int, channels: int, model_config: dict):
-    from .models import LDResNet, MaskFusionNet
-
-    widths = tuple(model_config.get("widths", (32, 64, 128)))
-    blocks = int(model_config.get("blocks", 2))
-    per_channel = bool(model_config.get("per_channel", True))  # weights saved before the option: per channel
-    if arch == "mask_fusion":
-        return MaskFusionNet(channels, classes, widths, blocks=blocks, per_channel=per_channel)
-    return LDResNet(
-        channels, classes, widths, blocks, int(model_config.get("channels_per_class", 16)), per_channel=per_channel
-    )
+    """A fresh CNN of a classifier kind (its LD/ResNet, or the mask-fusion net)."""
+    return kind(arch, "classifier").network(classes, channels, model_config)
 
 
-def load_classifier(model="default", input_kind: str | None = None) -> CellClassifier:
+def load_classifier(model="default", color: str | None = None) -> CellClassifier:
     """A registered classifier name, ``"default"``, a safetensors path, or an already loaded classifier.
 
-    ``input_kind`` ("gray" or "rgb") picks the default trained for that input when ``model`` is "default".
+    ``color`` ("gray" or "rgb", the image's) picks the default trained for that input when ``model`` is
+    "default" (the registry's one default rule).
     """
     if isinstance(model, CellClassifier):
         return model
-    from ..registry import load_state_dict, resolve
+    from ..registry import resolve
 
-    path, meta = resolve(model, "classifier", input_kind)
-    arch = meta.get("architecture")
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"{path}: unknown classifier architecture {arch!r}")
-    tensors = load_state_dict(path)
-    classes = meta["classes"]
-    channels = int(meta["input"]["channels"])
-    network_arch = "mask_fusion" if arch == "mask_fusion" else "ld_resnet"
-    network_classes = len(classes)
-    network_channels = int(meta.get("model_config", {}).get("network_channels") or channels)
-    network = build_network(network_arch, network_classes, network_channels, meta.get("model_config", {}))
-    state = {
-        k[len("net.") :]: v.float() if v.is_floating_point() else v for k, v in tensors.items() if k.startswith("net.")
-    }
-    network.load_state_dict(state)
-    network.eval()
-    head = None
-    if arch == "feature_fusion":
-        from .fusion_features import FusionHead
-
-        head = FusionHead.from_arrays({k: v.float().numpy() for k, v in tensors.items() if k.startswith("fusion.")})
-    boost = None
-    if arch == "descriptor_boost":
-        from .boosting import BoostedTrees
-
-        boost = BoostedTrees.from_arrays({k: v.numpy() for k, v in tensors.items() if k.startswith("boost.")})
+    path, card = resolve(model, "classifier", color)
+    network, parts = kind_of(card).load(path, card)
     return CellClassifier(
-        arch,
+        card.kind,
         network,
-        classes,
-        meta.get("abnormal_classes", []),
-        size=meta["input"]["size"],
-        channels=channels,
-        tta=meta["input"].get("tta", 8),
-        threshold=meta.get("threshold", 0.5),
-        fusion_head=head,
-        model_config=meta.get("model_config"),
-        mask_source=meta.get("mask_source"),
-        metadata=meta,
-        boost=boost,
+        list(card.classes),
+        list(card.abnormal_classes),
+        size=card.input.size,
+        channels=card.input.channels,
+        tta=card.tta,
+        threshold=card.threshold,
+        model_config=card.model_config,
+        mask_source=card.mask_source,
+        metadata=card.metadata,
+        **parts,
     )

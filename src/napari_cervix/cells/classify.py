@@ -12,39 +12,28 @@ from collections.abc import Callable, Generator
 import numpy as np
 import pandas as pd
 
+from ..cellset import CellSet, Masks
+from ..geometry import CYTOPLASM, NUCLEUS
 from ..imaging import ImageError, check_image, color_kind
 from ..tiling import TileProgress as Progress  # the one progress type the widgets understand
-from .crops import CROP_MARGIN, crop_box, isolate_cell, resize_square, semantic_to_onehot, to_channels
-from .features import _cell_layers, measure_cells
+from .crops import (
+    CROP_MARGIN,
+    crop_box,
+    isolate_cell,
+    otsu_semantic_mask,
+    resize_square,
+    semantic_to_onehot,
+    to_channels,
+)
+from .features import as_cell_set, measure_cells
 
 BATCH = 128
-
-
-def default_mask_fn(classifier) -> Callable[[np.ndarray], np.ndarray]:
-    """Where the mask-fusion model's nucleus/cytoplasm masks come from when no nuclei are given.
-
-    The registered semantic model (``segment_semantic``) when one is registered and the classifier was not
-    trained on the Otsu fallback; otherwise the Otsu fallback, which is what the shipped fusion model was
-    trained with — so training and inference see the same kind of mask.
-    """
-    from .crops import otsu_semantic_mask
-
-    if classifier.mask_source in (None, "otsu"):
-        return otsu_semantic_mask
-    try:
-        from ..api import segment_semantic
-        from ..registry import default_model
-
-        default_model("semantic")
-    except (ImportError, ValueError):
-        return otsu_semantic_mask
-    return lambda gray: segment_semantic(gray)
 
 
 def cell_crops(
     image,
     table: pd.DataFrame,
-    layers: list[np.ndarray],
+    cells: CellSet,
     nuclei,
     *,
     size: int,
@@ -55,31 +44,29 @@ def cell_crops(
 ):
     """Crops (N × C × S × S) and, when asked, one-hot masks (N × 2 × S × S) of the table's cells.
 
-    Each crop is the cell's bounding box grown by :data:`CROP_MARGIN`, optionally with the surroundings
-    beyond the margin replaced by background (``isolate``), resized to S × S like Herlev's cells.
+    The table's ``label`` is the cell's id in ``cells``, whose cropped mask gives the cell's pixels. Each
+    crop is the cell's bounding box grown by :data:`CROP_MARGIN`, optionally with the surroundings beyond
+    the margin replaced by background (``isolate``), resized to S × S like Herlev's cells.
     """
     pixels = to_channels(image, channels)  # H × W × C float32 in [0, 1]
-    owner = {}
-    for index, layer in enumerate(layers):
-        for label in np.unique(layer):
-            if label:
-                owner[int(label)] = index
+    position = {int(cell_id): k for k, cell_id in enumerate(cells.ids)}
+    if isinstance(nuclei, Masks):
+        nuclei = nuclei.union()
     nuclei_mask = None if nuclei is None else np.asarray(nuclei) > 0
     if nuclei_mask is not None and nuclei_mask.ndim == 3:
         nuclei_mask = nuclei_mask.any(axis=0)
     crops = np.empty((len(table), channels, size, size), np.float32)
     masks = np.empty((len(table), 2, size, size), np.float32) if with_masks else None
     for i, row in enumerate(table.itertuples(index=False)):
-        layer = layers[owner[int(row.label)]]
-        y0, x0, y1, x1, pad = crop_box((row.bbox_y0, row.bbox_x0, row.bbox_y1, row.bbox_x1), layer.shape, CROP_MARGIN)
-        cell = layer[y0:y1, x0:x1] == row.label
+        y0, x0, y1, x1, pad = crop_box((row.bbox_y0, row.bbox_x0, row.bbox_y1, row.bbox_x1), cells.shape, CROP_MARGIN)
+        cell = cells.cells.crop_in(position[int(row.label)], (y0, x0, y1, x1))
         crop = pixels[y0:y1, x0:x1]
         if isolate:
             crop = isolate_cell(crop, cell, pad)
         crops[i] = resize_square(crop, size).transpose(2, 0, 1)
         if with_masks:
             if nuclei_mask is not None:
-                semantic = np.where(cell, np.where(nuclei_mask[y0:y1, x0:x1], 2, 1), 0).astype(np.uint8)
+                semantic = np.where(cell, np.where(nuclei_mask[y0:y1, x0:x1], NUCLEUS, CYTOPLASM), 0).astype(np.uint8)
                 semantic = resize_square(semantic, size, nearest=True)
             else:
                 semantic = np.asarray(mask_fn(crops[i].mean(axis=0)), np.uint8)
@@ -107,13 +94,14 @@ def classify_cells_steps(
     if tta is not None:  # fewer test-time views: faster, and no longer exactly the validated setting
         classifier = copy.copy(classifier)  # never change the caller's classifier object
         classifier.tta = max(1, min(int(tta), 8))
+    cells = as_cell_set(cells, tuple(np.asarray(image).shape[:2]))  # one conversion, for table and crops
     table = measure_cells(image, cells, nuclei, lbp=measure)
     if not measure:
         table = table[["label", "centroid_y", "centroid_x", "bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1"]]
     total = len(table)
     yield Progress(0, total)
-    layers = _cell_layers(cells, tuple(np.asarray(image).shape[:2]))
-    mask_fn = mask_fn or default_mask_fn(classifier)
+    # Without given nuclei, mask-using models get the Otsu fallback masks they were trained with.
+    mask_fn = mask_fn or otsu_semantic_mask
     # Given nuclei always shape the table's columns; the crops' masks use them only where the model allows.
     crop_nuclei = nuclei if classifier.uses_given_nuclei else None
     proba = np.zeros((total, len(classifier.classes)), np.float32)
@@ -122,7 +110,7 @@ def classify_cells_steps(
         crops, masks = cell_crops(
             image,
             part,
-            layers,
+            cells,
             crop_nuclei,
             size=classifier.size,
             channels=classifier.channels,
@@ -173,6 +161,6 @@ def classify_cells(
     from ..tiling import run_to_end
 
     if cells is None:
-        raise ImageError("no cells given: pass a Labels image or a stack of cell masks")
+        raise ImageError("no cells given: pass a cell set, a Labels image or a stack of cell masks")
     steps = classify_cells_steps(image, cells, nuclei, model, isolate=isolate, mask_fn=mask_fn, tta=tta)
     return run_to_end(steps, progress)

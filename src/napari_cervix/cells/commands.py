@@ -92,8 +92,8 @@ def evaluate_classifier(model, spec: str) -> dict:
 
     samples = labelled_samples(spec)
     # "default" = the classifier trained for this dataset's kind of input (Herlev is color).
-    kind = "rgb" if any(color_kind(s.image) == "rgb" for s in samples) else "gray"
-    classifier = load_classifier(model, kind)
+    color = "rgb" if any(color_kind(s.image) == "rgb" for s in samples) else "gray"
+    classifier = load_classifier(model, color)
     crops, targets, _, _ = load_labelled_cells(
         spec, classifier.size, classifier.channels, list(HERLEV_CLASSES), samples=samples
     )
@@ -140,9 +140,11 @@ def _evaluate_run(args: argparse.Namespace) -> int:
 
 
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
-    from .classifier import ARCHITECTURES
+    from ..kinds import kind_names
 
-    parser.add_argument("--arch", default="ld_resnet", choices=sorted(ARCHITECTURES), help="classifier to train")
+    parser.add_argument(
+        "--arch", default="ld_resnet", choices=kind_names("classifier"), help="classifier kind to train"
+    )
     parser.add_argument("--dataset", required=True, help="labelled single cells, e.g. herlev:DIR")
     parser.add_argument("--out", required=True, help="output folder (model, CV figures, checkpoints)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")

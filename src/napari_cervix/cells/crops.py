@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..geometry import CYTOPLASM, NUCLEUS
 from ..imaging import to_gray, to_rgb
 
 #: Fraction of the cell's larger bounding-box side added on every side of a crop.
@@ -106,17 +107,17 @@ def otsu_semantic_mask(gray: np.ndarray) -> np.ndarray:
         cell_parts, _ = ndi.label(cell | nucleus)
         owner = np.bincount(cell_parts[nucleus]).argmax() if nucleus.any() else 0
         cell = cell_parts == owner if owner else cell
-        out[cell] = 1
-        out[nucleus] = 2
+        out[cell] = CYTOPLASM
+        out[nucleus] = NUCLEUS
     else:
-        out[cell] = 1
+        out[cell] = CYTOPLASM
     return out
 
 
 def semantic_to_onehot(semantic: np.ndarray) -> np.ndarray:
     """{0,1,2} labels → 2×H×W float32 one-hot (cytoplasm, nucleus) for the mask branch."""
     semantic = np.asarray(semantic)
-    return np.stack([semantic == 1, semantic == 2]).astype(np.float32)
+    return np.stack([semantic == CYTOPLASM, semantic == NUCLEUS]).astype(np.float32)
 
 
 def crop_box(bbox: tuple[int, int, int, int], shape: tuple[int, int], margin: float = CROP_MARGIN):

@@ -18,8 +18,11 @@ training cell are described the same way. Groups, in order (:func:`descriptor_na
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
+from ..geometry import CYTOPLASM, NUCLEUS
 from ..imaging import to_gray
 from .features import LBP_UNIFORM_BINS, UNIFORM_LUT, lbp_codes
 
@@ -89,7 +92,7 @@ def crop_descriptor(crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
         lab[..., 1],
         lab[..., 2],
     ]
-    nucleus, cytoplasm = mask == 2, mask == 1
+    nucleus, cytoplasm = mask == NUCLEUS, mask == CYTOPLASM
     regions = (nucleus, cytoplasm, mask == 0, np.ones_like(nucleus))
     out: list[float] = []
     for region in regions:
@@ -125,3 +128,19 @@ def crop_descriptors(crops: np.ndarray, masks: np.ndarray) -> np.ndarray:
     if len(crops) == 0:
         return np.zeros((0, len(descriptor_names())), np.float32)
     return np.stack([crop_descriptor(c, m) for c, m in zip(crops, masks)])
+
+
+def masks_for_crops(crops: np.ndarray, mask_fn: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """N × 2 × S × S one-hot (cytoplasm, nucleus) masks of crops, the masks the descriptors and the mask-fusion
+    CNN read; ``mask_fn`` maps a gray crop to {0, 1, 2} (default: the Otsu fallback they were trained with)."""
+    from .crops import otsu_semantic_mask, semantic_to_onehot
+
+    mask_fn = mask_fn or otsu_semantic_mask
+    gray = crops.mean(axis=1)
+    return np.stack([semantic_to_onehot(mask_fn(g)) for g in gray]).astype(np.float32)
+
+
+def onehot_to_semantic(masks: np.ndarray) -> np.ndarray:
+    """N × 2 × S × S one-hot (cytoplasm, nucleus) → N × S × S {0 background, 1 cytoplasm, 2 nucleus}."""
+    masks = np.asarray(masks) > 0.5
+    return np.where(masks[:, 1], NUCLEUS, np.where(masks[:, 0], CYTOPLASM, 0)).astype(np.uint8)

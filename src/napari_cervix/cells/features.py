@@ -8,11 +8,13 @@ inertia-tensor axes and eccentricity), and the tests check them against it.
 
 Rules (documented because real masks break the simple picture):
 
-* **Cells** come as an H×W integer Labels image (0 = background), or as an N×H×W stack / list of H×W masks
-  where cells may overlap: each mask gets its own row (label = position in the stack + 1).
-* **Nuclei** may be ``None``, an H×W bool mask (union of all nuclei) or an H×W integer Labels image. The
-  *nucleus of a cell* is the union of nucleus pixels inside the cell's mask; ``nucleus_count`` says how many
-  separate nuclei (labels, or connected components of a bool mask) touch it. A cell with **no nucleus** has
+* **Cells** come as a :class:`~napari_cervix.cellset.CellSet` (label = cell id), an H×W integer Labels image
+  (0 = background), or an N×H×W stack / list of H×W masks (converted to a cell set; label = position + 1).
+  Cells may overlap: each gets its own row.
+* **Nuclei** may be ``None``, an H×W bool mask (union of all nuclei), an H×W integer Labels image, or
+  separate nucleus masks (a stack or sparse :class:`~napari_cervix.cellset.Masks`). The *nucleus of a cell*
+  is the union of nucleus pixels inside the cell's mask; ``nucleus_count`` says how many separate nuclei
+  (labels, or 8-connected components of a bool mask) touch it. A cell with **no nucleus** has
   ``nucleus_count = 0``, ``nucleus_area = 0``, ``nc_ratio = 0`` and NaN nucleus shape/intensity columns;
   its cytoplasm is the whole cell. A cell with **several nuclei** is measured on their union (area, N/C
   ratio, intensities), so its low nucleus solidity flags it; ``nucleus_count`` > 1 says so explicitly.
@@ -32,12 +34,14 @@ Rules (documented because real masks break the simple picture):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 
+from ..cellset import CellSet, Masks
+from ..geometry import label_components
 from ..imaging import ImageError, check_image, to_gray
 
 LBP_UNIFORM_BINS = 10  # rotation-invariant uniform codes 0..8 (= number of set bits) + 9 (non-uniform)
@@ -111,61 +115,89 @@ def _check_shape(name: str, shape: tuple[int, ...], expected: tuple[int, int]) -
         )
 
 
-def _cell_layers(cells, shape: tuple[int, int]) -> list[np.ndarray]:
-    """Cells as a list of non-overlapping int32 label images (most inputs give exactly one)."""
+def as_cell_set(cells, shape: tuple[int, int]) -> CellSet:
+    """Any accepted ``cells`` input as a :class:`~napari_cervix.cellset.CellSet`: a cell set as it is, an
+    H×W Labels image (id = label value, a bool mask: one cell per component), an N×H×W stack or a list
+    of H×W masks (id = position + 1, empty masks left out)."""
+    if isinstance(cells, CellSet):
+        _check_shape("cells", cells.shape, shape)
+        return cells
     if isinstance(cells, np.ndarray) and cells.ndim == 2:
-        _check_shape("cell labels", cells.shape, shape)
-        if cells.dtype == bool:
-            return [ndi.label(cells)[0].astype(np.int32)]  # a plain mask: one cell per component
-        if not np.issubdtype(cells.dtype, np.integer):
-            raise ImageError(f"cell labels must be integers (a Labels layer), got dtype {cells.dtype}")
-        if cells.size and cells.min() < 0:
-            raise ImageError("cell labels must be ≥ 0 (0 = background)")
-        return [cells.astype(np.int32, copy=False)]
-    if isinstance(cells, np.ndarray) and cells.ndim == 3:
-        masks: Sequence = cells
-    elif isinstance(cells, (list, tuple)):
-        masks = cells
-    else:
+        return CellSet.from_labels(_checked_labels(cells, shape))
+    return CellSet.from_stack(_checked_masks(cells, shape), shape=shape)
+
+
+def _checked_labels(cells: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    _check_shape("cell labels", cells.shape, shape)
+    if cells.dtype == bool:
+        return ndi.label(cells)[0].astype(np.int32)  # a plain mask: one cell per component
+    if not np.issubdtype(cells.dtype, np.integer):
+        raise ImageError(f"cell labels must be integers (a Labels layer), got dtype {cells.dtype}")
+    if cells.size and cells.min() < 0:
+        raise ImageError("cell labels must be ≥ 0 (0 = background)")
+    return cells.astype(np.int32, copy=False)
+
+
+def _checked_masks(cells, shape: tuple[int, int]):
+    if not (isinstance(cells, np.ndarray) and cells.ndim == 3) and not isinstance(cells, (list, tuple)):
         raise ImageError(
-            "cells must be an H×W Labels image, an N×H×W stack of masks or a list of H×W masks; "
+            "cells must be a CellSet, an H×W Labels image, an N×H×W stack of masks or a list of H×W masks; "
             f"got {type(cells).__name__} with shape {getattr(cells, 'shape', None)}"
         )
-    return _stack_to_layers(masks, shape)
+    for index, mask in enumerate(cells):
+        _check_shape(f"cell mask {index}", np.shape(mask), shape)
+    return cells
 
 
-def _stack_to_layers(masks: Sequence, shape: tuple[int, int]) -> list[np.ndarray]:
-    """Place possibly-overlapping masks into as few label images as possible (greedy, first fit).
+def _cell_layers(cells, shape: tuple[int, int]) -> Iterator[np.ndarray]:
+    """Cells as non-overlapping label images, one at a time (most inputs give exactly one).
 
-    Mask i gets label i + 1 in whichever layer has none of its pixels taken, so every cell keeps all its
-    pixels and its own row; empty masks are skipped (no row: there is nothing to measure).
+    A Labels image is used as it is. Overlapping cells (a cell set, a stack) are placed into as few
+    label images as possible (greedy, first fit, in cell order): each cell gets its id in the first layer
+    that has none of its pixels taken, so every cell keeps all its pixels and its own row. Which layers
+    are taken is kept as one bit per layer and pixel, and each layer is painted only when it is measured:
+    memory stays at one label image, however deeply the cells overlap.
     """
-    layers: list[np.ndarray] = []
-    for index, mask in enumerate(masks):
-        mask = np.asarray(mask)
-        _check_shape(f"cell mask {index}", mask.shape, shape)
-        mask = mask.astype(bool, copy=False)
-        rows = np.flatnonzero(mask.any(axis=1))
-        if rows.size == 0:
-            continue
-        cols = np.flatnonzero(mask.any(axis=0))
-        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-        sub = mask[box]
-        for layer in layers:
-            if not np.any(layer[box][sub]):
-                layer[box][sub] = index + 1
+    if isinstance(cells, np.ndarray) and cells.ndim == 2:
+        return iter([_checked_labels(cells, shape)])
+    return _first_fit_layers(as_cell_set(cells, shape))  # checked here, before any work is done
+
+
+def _first_fit_layers(cell_set: CellSet) -> Iterator[np.ndarray]:
+    shape = cell_set.shape
+    boxes, crops = cell_set.boxes.tolist(), cell_set.cells.crops
+    taken: list[np.ndarray] = []  # plane p, bit b set: layer 8·p + b has a cell on that pixel
+    layer_of = np.zeros(len(cell_set), np.int64)
+    for k, ((y0, x0, y1, x1), crop) in enumerate(zip(boxes, crops)):
+        for plane, bits in enumerate(taken):
+            window = bits[y0:y1, x0:x1]
+            free = ~int(np.bitwise_or.reduce(window[crop], initial=0)) & 0xFF
+            if free:
+                bit = (free & -free).bit_length() - 1  # the lowest free layer of this plane
+                window[crop] |= np.uint8(1 << bit)
+                layer_of[k] = 8 * plane + bit
                 break
         else:
-            layer = np.zeros(shape, np.int32)
-            layer[box][sub] = index + 1
-            layers.append(layer)
-    return layers
+            taken.append(np.zeros(shape, np.uint8))
+            taken[-1][y0:y1, x0:x1][crop] = 1
+            layer_of[k] = 8 * (len(taken) - 1)
+    del taken
+    dtype = np.uint16 if cell_set.ids.max(initial=0) <= np.iinfo(np.uint16).max else np.int32
+    for index in range(int(layer_of.max(initial=-1)) + 1):
+        layer = np.zeros(shape, dtype)
+        for k in np.flatnonzero(layer_of == index):
+            y0, x0, y1, x1 = boxes[k]
+            layer[y0:y1, x0:x1][crops[k]] = cell_set.ids[k]
+        yield layer
 
 
 def _nucleus_components(nuclei, shape: tuple[int, int]) -> np.ndarray | None:
-    """Nuclei as an int32 label image of separate nuclei (components of a bool mask), or None."""
+    """Nuclei as an int32 label image of separate nuclei (8-connected components of a bool mask), or None."""
     if nuclei is None:
         return None
+    if isinstance(nuclei, Masks):  # sparse nucleus masks (e.g. InstanceResult.nuclei): nucleus k → k + 1
+        _check_shape("nucleus masks", nuclei.shape, shape)
+        return nuclei.paint(np.arange(1, len(nuclei) + 1))
     nuclei = np.asarray(nuclei)
     if nuclei.ndim == 3:  # stack of nucleus masks → labels (a later mask wins where two overlap)
         _check_shape("nucleus masks", nuclei.shape, shape)
@@ -177,7 +209,7 @@ def _nucleus_components(nuclei, shape: tuple[int, int]) -> np.ndarray | None:
         raise ImageError(f"nuclei must be an H×W mask or Labels image, got shape {nuclei.shape}")
     _check_shape("nuclei", nuclei.shape, shape)
     if nuclei.dtype == bool or (np.issubdtype(nuclei.dtype, np.integer) and nuclei.max(initial=0) <= 1):
-        return ndi.label(nuclei.astype(bool))[0].astype(np.int32)
+        return label_components(nuclei)
     if not np.issubdtype(nuclei.dtype, np.integer):
         raise ImageError(f"nuclei must be a bool mask or integer labels, got dtype {nuclei.dtype}")
     return nuclei.astype(np.int32, copy=False)
@@ -347,8 +379,8 @@ def _shape_columns(prefix: str, labels: np.ndarray, n_bins: int) -> tuple[dict, 
 def measure_cells(image, cells, nuclei=None, *, lbp: bool = True) -> pd.DataFrame:
     """One row per cell: shape, nucleus, intensity and texture measurements (see the module docstring).
 
-    ``image``: H×W gray or H×W×3 color; ``cells``: H×W Labels, N×H×W stack or list of H×W masks;
-    ``nuclei``: None, H×W bool mask or H×W Labels. Rows are sorted by ``label``. Raises
+    ``image``: H×W gray or H×W×3 color; ``cells``: a CellSet, H×W Labels, N×H×W stack or list of H×W
+    masks; ``nuclei``: None, H×W bool mask, H×W Labels or nucleus masks. Rows are sorted by ``label``. Raises
     :class:`~napari_cervix.imaging.ImageError` with a clear message for mismatched shapes or bad types.
     """
     gray = _as_gray(image)
@@ -362,6 +394,7 @@ def measure_cells(image, cells, nuclei=None, *, lbp: bool = True) -> pd.DataFram
         gray = np.where(finite, gray, np.nanmedian(gray) if finite.any() else 0.0).astype(gray.dtype)
     lbp_uniform = UNIFORM_LUT[lbp_codes(gray)] if lbp else None
     tables = [_measure_layer(gray, layer, nucleus_ids, finite, lbp_uniform) for layer in layers if layer.any()]
+    del layers
     if not tables:
         return pd.DataFrame(columns=feature_columns(lbp=lbp))
     table = pd.concat(tables, ignore_index=True).sort_values("label", kind="stable").reset_index(drop=True)
@@ -386,7 +419,7 @@ def feature_columns(*, lbp: bool = True) -> list[str]:
 def _measure_layer(gray, labels, nucleus_ids, finite, lbp_uniform) -> pd.DataFrame:
     n_bins = int(labels.max()) + 1
     if n_bins <= np.iinfo(np.uint16).max:
-        labels = labels.astype(np.uint16)  # half the memory traffic of int32 in every comparison below
+        labels = labels.astype(np.uint16, copy=False)  # half the memory traffic of int32 in every comparison
     cell_cols, cell_shape = _shape_columns("cell", labels, n_bins)
     present = np.flatnonzero(cell_cols["cell_area"] > 0)
     present = present[present > 0]

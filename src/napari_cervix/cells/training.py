@@ -15,7 +15,6 @@ Seeds are fixed (torch, numpy, fold split), so a rerun on the same machine gives
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -23,13 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .classifier import ARCHITECTURES, MASK_ARCHITECTURES, CellClassifier, abnormal_probability
-from .crops import otsu_semantic_mask, resize_square, semantic_to_onehot, to_channels
+from ..kinds import kind
+from .classifier import CellClassifier, abnormal_probability, consistent_predictions
+from .crops import resize_square, to_channels
+from .descriptors import masks_for_crops
 
 
 @dataclass
 class TrainConfig:
-    arch: str = "ld_resnet"  # ld_resnet | mask_fusion | feature_fusion
+    arch: str = "ld_resnet"  # a classifier kind: napari_cervix.kinds.kind_names("classifier")
     size: int = 96
     channels: int = 1  # 1 = gray (ISBI smears, the demo), 3 = RGB
     epochs: int = 60
@@ -60,7 +61,7 @@ class TrainConfig:
 
     @property
     def needs_masks(self) -> bool:
-        return self.arch in MASK_ARCHITECTURES
+        return kind(self.arch, "classifier").needs_masks
 
     def model_config(self) -> dict:
         # Color models standardize the channels jointly so the stain's hue survives (see models.Standardize).
@@ -71,50 +72,16 @@ class TrainConfig:
             "channels_per_class": self.channels_per_class,
             "per_channel": network_channels == 1,
         }
-        if self.arch == "descriptor_boost":
-            config.update(
-                network_size=self.network_size or self.size,
-                network_channels=network_channels,
-                cnn_weight=self.cnn_weight,
-                boost={
-                    "iterations": self.boost_iterations,
-                    "learning_rate": self.boost_learning_rate,
-                    "leaves": self.boost_leaves,
-                    "max_features": self.boost_max_features,
-                },
-            )
+        config.update(kind(self.arch, "classifier").model_config(self))
         return config
 
 
 def shipped_recipe(arch: str, channels: int = 1, **overrides) -> TrainConfig:
-    """The recipe the shipped classifier of ``arch`` was trained (and cross-validated) with.
-
-    descriptor_boost describes 128 px crops and keeps a gray 96 px LD/ResNet beside them even for color
-    input: on Herlev the color CNN added nothing the color descriptors did not already hold (README).
-    """
-    options: dict = {"arch": arch, "channels": channels, "epochs": 120 if arch == "ld_resnet" else 60}
-    if arch == "descriptor_boost":
-        options.update(size=128, network_size=96, network_channels=1, epochs=120)
+    """The recipe the shipped classifier of ``arch`` was trained (and cross-validated) with (the kind's
+    ``recipe``)."""
+    options: dict = {"arch": arch, "channels": channels, **kind(arch, "classifier").recipe}
     options.update(overrides)
     return TrainConfig(**options)
-
-
-def pick_device(name: str = "auto"):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def seed_everything(seed: int) -> None:
-    import random
-
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 # ------------------------------------------------------------------------------------------- data
@@ -126,13 +93,6 @@ def crops_from_images(images: list[np.ndarray], size: int, channels: int) -> np.
     for i, image in enumerate(images):
         out[i] = resize_square(to_channels(image, channels), size).transpose(2, 0, 1)
     return out
-
-
-def masks_for_crops(crops: np.ndarray, mask_fn: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
-    """N × 2 × S × S one-hot (cytoplasm, nucleus) masks of crops; ``mask_fn`` maps a gray crop to {0,1,2}."""
-    mask_fn = mask_fn or otsu_semantic_mask
-    gray = crops.mean(axis=1)
-    return np.stack([semantic_to_onehot(mask_fn(g)) for g in gray]).astype(np.float32)
 
 
 def herlev_groups(names: list[str]) -> np.ndarray:
@@ -167,22 +127,6 @@ def load_labelled_cells(spec: str, size: int, channels: int, class_names: list[s
     return crops, targets, herlev_groups(names), names
 
 
-def output_space(arch: str) -> tuple[list[str], np.ndarray | None, list[str]]:
-    """(output class names, Herlev index → output index map or None, abnormal output classes) of an arch.
-
-    LD/ResNet and feature fusion predict the 7 Herlev classes; mask fusion predicts the Bethesda groups
-    (benign / L-SIL / H-SIL) as in paper 002. Herlev has no ASC-US cells, so that Bethesda category
-    cannot be learned from it and is not an output.
-    """
-    from ..classes import BETHESDA_CLASSES, HERLEV_ABNORMAL, HERLEV_CLASSES, HERLEV_TO_BETHESDA
-
-    if arch == "mask_fusion":
-        class_map = np.array([BETHESDA_CLASSES.index(HERLEV_TO_BETHESDA[c]) for c in HERLEV_CLASSES])
-        abnormal = sorted({HERLEV_TO_BETHESDA[c] for c in HERLEV_ABNORMAL}, key=BETHESDA_CLASSES.index)
-        return list(BETHESDA_CLASSES), class_map, abnormal
-    return list(HERLEV_CLASSES), None, list(HERLEV_ABNORMAL)
-
-
 # ---------------------------------------------------------------------------------------- training
 
 
@@ -190,17 +134,6 @@ def _class_weights(targets: np.ndarray, n_classes: int) -> np.ndarray:
     counts = np.bincount(targets, minlength=n_classes).astype(np.float64)
     weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n_classes, 0.0)
     return (weights / weights[counts > 0].mean()).astype(np.float32)
-
-
-def _checkpoint(path: Path | None, state: dict) -> None:
-    if path is None:
-        return
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)  # our own training state (optimizer moments, RNG): a local resume file only
-    os.replace(tmp, path)
 
 
 def train_network(
@@ -218,6 +151,7 @@ def train_network(
     import torch
     import torch.nn.functional as F
 
+    from ..trainer import Trainer, one_cycle, pick_device, seed_everything
     from .augment import augment_batch
     from .classifier import build_network
     from .models import ld_loss
@@ -232,28 +166,42 @@ def train_network(
     )
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = max(1, int(np.ceil(len(crops) / config.batch_size)))
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.lr, epochs=config.epochs, steps_per_epoch=steps_per_epoch, pct_start=0.15
-    )
+    if len(crops) < 2:
+        raise ValueError("training needs at least two cells (BatchNorm)")
+    # A last batch of one cell is left out (BatchNorm needs two); the schedule spans the batches that train.
+    batches_per_epoch = len(crops) // config.batch_size + (len(crops) % config.batch_size >= 2)
+    steps = config.epochs * batches_per_epoch
     generator = torch.Generator(device=device).manual_seed(config.seed)
     order_rng = np.random.default_rng(config.seed)
-    start_epoch = 0
-    if resume and checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        planned = state.get("config", {}).get("epochs")
-        if planned is not None and planned != config.epochs:
+    order = torch.zeros(len(crops), dtype=torch.int64)  # this epoch's cell order, carried through checkpoints
+    trainer = Trainer(
+        model,
+        optimizer,
+        steps=steps,
+        schedule=one_cycle(config.lr, steps, pct_start=0.15),
+        device=device,
+        checkpoint=checkpoint,
+        checkpoint_minutes=config.checkpoint_minutes,
+        bf16=False,  # the recipes and their cross-validated figures are float32
+        generators={"augment": generator, "order": order_rng, "epoch_order": order},
+        meta={"config": asdict(config)},
+        log=log,
+        log_every=10 * batches_per_epoch,
+        describe=lambda record, _: (
+            f"epoch {record['step'] // batches_per_epoch}/{config.epochs} loss {record['loss']:.4f}"
+        ),
+    )
+
+    def same_epochs(saved: dict) -> None:
+        planned = saved["config"]["epochs"]
+        if planned != config.epochs:
             raise ValueError(
                 f"{checkpoint} belongs to a {planned}-epoch run; resume it with {planned} epochs "
                 "(the learning-rate schedule depends on the total)"
             )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["generator"].cpu())  # RNG states are CPU byte tensors on every device
-        order_rng.bit_generator.state = state["order_rng"]
-        start_epoch = state["epoch"]
-        log(f"resumed from {checkpoint} at epoch {start_epoch}")
+
+    if resume and trainer.resume(check=same_epochs):
+        log(f"resumed from {checkpoint} at epoch {trainer.step // batches_per_epoch}")
 
     from .classifier import network_view
 
@@ -263,78 +211,34 @@ def train_network(
     y_all = torch.from_numpy(targets).to(device)
     m_all = torch.from_numpy(masks).to(device) if masks is not None else None
     weights = torch.from_numpy(_class_weights(targets, n_classes)).to(device) if masks is not None else None
-    last_save = time.monotonic()
-    for epoch in range(start_epoch, config.epochs):
-        model.train()
-        order = torch.from_numpy(order_rng.permutation(len(crops))).to(device)
-        total, seen = 0.0, 0
-        for start in range(0, len(crops), config.batch_size):
-            index = order[start : start + config.batch_size]
-            if len(index) < 2:
-                continue  # BatchNorm needs two samples
-            x, m = augment_batch(
-                x_all[index],
-                None if m_all is None else m_all[index],
-                generator=generator,
-                channel_gain=0.1 if x_all.shape[1] == 3 else 0.0,
-            )
-            y = y_all[index]
-            if m is not None:
-                loss = F.cross_entropy(model(x, m), y, weight=weights, label_smoothing=config.label_smoothing)
-            else:
-                logits, grouped = model(x)
-                loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
-                if config.beta:
-                    ld, _, _ = ld_loss(
-                        grouped, y, n_classes, config.channels_per_class, tau=config.tau, generator=generator
-                    )
-                    loss = loss + config.beta * ld
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total += float(loss.detach()) * len(index)
-            seen += len(index)
-        if (epoch + 1) % 10 == 0 or epoch + 1 == config.epochs:
-            log(f"epoch {epoch + 1}/{config.epochs} loss {total / max(seen, 1):.4f}")
-        if checkpoint is not None and (
-            time.monotonic() - last_save > 60 * config.checkpoint_minutes or epoch + 1 == config.epochs
-        ):
-            _checkpoint(
-                checkpoint,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "generator": generator.get_state(),
-                    "order_rng": order_rng.bit_generator.state,
-                    "epoch": epoch + 1,
-                    "config": asdict(config),
-                },
-            )
-            last_save = time.monotonic()
+
+    def train_step(step):
+        batch = step % batches_per_epoch
+        if batch == 0:
+            order.copy_(torch.from_numpy(order_rng.permutation(len(crops))))
+        index = order[batch * config.batch_size : (batch + 1) * config.batch_size].to(device)
+        x, m = augment_batch(
+            x_all[index],
+            None if m_all is None else m_all[index],
+            generator=generator,
+            channel_gain=0.1 if x_all.shape[1] == 3 else 0.0,
+        )
+        y = y_all[index]
+        if m is not None:
+            loss = F.cross_entropy(model(x, m), y, weight=weights, label_smoothing=config.label_smoothing)
+        else:
+            logits, grouped = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+            if config.beta:
+                ld, _, _ = ld_loss(
+                    grouped, y, n_classes, config.channels_per_class, tau=config.tau, generator=generator
+                )
+                loss = loss + config.beta * ld
+        return loss
+
+    trainer.run(train_step)
     model.eval()
     return model.cpu()
-
-
-def fit_boosted_trees(config: TrainConfig, descriptors: np.ndarray, targets: np.ndarray):
-    """Gradient-boosted trees on cell descriptors, flattened for storage (see :mod:`.boosting`)."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    from .boosting import trees_from_sklearn
-
-    model = HistGradientBoostingClassifier(
-        max_iter=config.boost_iterations,
-        learning_rate=config.boost_learning_rate,
-        max_leaf_nodes=config.boost_leaves,
-        max_features=config.boost_max_features,
-        early_stopping=False,
-        random_state=config.seed,
-    )
-    model.fit(descriptors, targets)
-    if list(model.classes_) != list(range(int(targets.max()) + 1)):
-        raise ValueError("every class needs training cells for the boosted trees")
-    return trees_from_sklearn(model)
 
 
 def train_classifier(
@@ -353,57 +257,25 @@ def train_classifier(
     ``network``: an already trained CNN of the same recipe to reuse instead of training one (descriptor_boost
     and feature_fusion fit only their own parts on top of it).
     """
-    if config.arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {config.arch!r}; choose one of {sorted(ARCHITECTURES)}")
-    out_names, class_map, abnormal_classes = output_space(config.arch)
+    model_kind = kind(config.arch, "classifier")  # a ValueError naming the known kinds
+    out_names, class_map, abnormal_classes = model_kind.output_space()
     out_targets = class_map[targets] if class_map is not None else targets
     ckpt = Path(checkpoint_dir) / f"{config.arch}.ckpt" if checkpoint_dir else None
-    masks = masks_for_crops(crops, mask_fn) if config.arch == "mask_fusion" else None
+    masks = masks_for_crops(crops, mask_fn) if model_kind.cnn_takes_masks else None
     if network is None:
         network = train_network(
             config, crops, out_targets, masks=masks, n_classes=len(out_names), checkpoint=ckpt, resume=resume, log=log
         )
-    head = boost = None
-    if config.arch == "descriptor_boost":
-        from .classifier import onehot_to_semantic
-        from .descriptors import crop_descriptors
-
-        semantic = onehot_to_semantic(masks_for_crops(crops, mask_fn))
-        boost = fit_boosted_trees(config, crop_descriptors(crops, semantic), out_targets)
-    if config.arch == "feature_fusion":
-        from .fusion_features import fit_fusion_head
-
-        classifier = CellClassifier(
-            "ld_resnet",
-            network,
-            out_names,
-            abnormal_classes,
-            size=config.size,
-            channels=config.channels,
-            tta=config.tta,
-        )
-        deep = classifier.deep_features(crops)
-        head = fit_fusion_head(
-            deep,
-            crops.mean(axis=1),
-            out_targets,
-            seed=config.seed,
-            hidden=config.fusion_hidden,
-            alpha=config.fusion_alpha,
-        )
-    return CellClassifier(
-        config.arch,
-        network,
-        out_names,
-        abnormal_classes,
+    options = dict(
         size=config.size,
         channels=config.channels,
         tta=config.tta,
-        fusion_head=head,
-        boost=boost,
         model_config=config.model_config(),
-        mask_source="otsu" if config.needs_masks and mask_fn is None else None,
+        mask_source="otsu" if model_kind.needs_masks and mask_fn is None else None,
     )
+    trained_cnn = CellClassifier(config.arch, network, out_names, abnormal_classes, **options)
+    parts = model_kind.fit(config, trained_cnn, crops, out_targets, mask_fn)  # the kind's own parts, if any
+    return CellClassifier(config.arch, network, out_names, abnormal_classes, **options, **parts)
 
 
 # -------------------------------------------------------------------------------- cross-validation
@@ -431,18 +303,6 @@ def binary_scores(p_abnormal: np.ndarray, is_abnormal: np.ndarray, threshold: fl
     return {"recall_abnormal": recall, "specificity": specificity, "accuracy": accuracy, "auc": auc}
 
 
-def consistent_predictions(
-    proba: np.ndarray, abnormal_mask: np.ndarray, p_abnormal: np.ndarray, threshold: float
-) -> np.ndarray:
-    """Class = most probable abnormal class when the cell is flagged reviewable, else most probable normal one.
-
-    Keeps the predicted class and the reviewable flag from contradicting each other.
-    """
-    abnormal_best = np.where(abnormal_mask[None, :], proba, -1).argmax(axis=1)
-    normal_best = np.where(~abnormal_mask[None, :], proba, -1).argmax(axis=1)
-    return np.where(p_abnormal >= threshold, abnormal_best, normal_best)
-
-
 def fold_splits(targets: np.ndarray, groups: np.ndarray, folds: int = 5, seed: int = 0):
     """The (train, test) index pairs of stratified group k-fold (same split for every architecture)."""
     from sklearn.model_selection import StratifiedGroupKFold
@@ -466,7 +326,7 @@ def cross_validate(
 
     ``only_folds`` runs a subset (to spread folds over processes); the summary then covers those folds.
     """
-    out_names, class_map, _ = output_space(config.arch)
+    out_names, _, _ = kind(config.arch, "classifier").output_space()
     oof = np.zeros((len(crops), len(out_names)), np.float32)
     fold_of = np.full(len(crops), -1, np.int64)
     for fold, (train_idx, test_idx) in enumerate(fold_splits(targets, groups, folds, config.seed)):
@@ -487,7 +347,7 @@ def summarize_cv(oof: np.ndarray, fold_of: np.ndarray, targets: np.ndarray, arch
     """Figures from out-of-fold probabilities ``oof`` (cells × output classes) and Herlev targets."""
     from ..classes import HERLEV_ABNORMAL, HERLEV_CLASSES
 
-    out_names, class_map, out_abnormal_names = output_space(arch)
+    out_names, class_map, out_abnormal_names = kind(arch, "classifier").output_space()
     out_abnormal = np.array([name in out_abnormal_names for name in out_names])
     is_abnormal = np.array([HERLEV_CLASSES[t] in HERLEV_ABNORMAL for t in targets])
     p_abn = abnormal_probability(oof, out_abnormal)
@@ -527,8 +387,7 @@ def _confusion(y_true, y_pred, n):
 
 
 def write_json(path: Path, data: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    from ..io._atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2))

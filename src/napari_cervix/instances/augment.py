@@ -25,6 +25,9 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from ..cellset import CellSet, Masks
+from ..geometry import label_components
+
 MIN_CELL_PIXELS = 300  # smaller cell fragments (at field borders) are dropped from the targets
 MIN_NUCLEUS_PIXELS = 12  # annotation specks (the ISBI COCO has 1-pixel "nuclei") are not nuclei
 
@@ -46,24 +49,25 @@ class Field:
 
 
 def nucleus_instances(nuclei: np.ndarray | None, shape) -> np.ndarray:
-    """The union nucleus mask split into connected components (one instance each), specks dropped."""
+    """The union nucleus mask split into 8-connected components (one instance each, the one nucleus rule
+    of :mod:`napari_cervix.geometry`), specks dropped; K×H×W bool, the form of a training target."""
     if nuclei is None or not np.any(nuclei):
         return np.zeros((0,) + tuple(shape), bool)
-    labelled, count = ndimage.label(nuclei)
+    labelled = label_components(nuclei)
+    count = int(labelled.max())
     sizes = np.bincount(labelled.ravel(), minlength=count + 1)
     keep = [i for i in range(1, count + 1) if sizes[i] >= MIN_NUCLEUS_PIXELS]
     return np.stack([labelled == i for i in keep]) if keep else np.zeros((0,) + tuple(shape), bool)
 
 
-def estimate_background(image: np.ndarray, cells: np.ndarray) -> np.ndarray:
+def estimate_background(image: np.ndarray, cells: CellSet) -> np.ndarray:
     """Smooth background under the annotated cells: the cell-free pixels, inpainted at ¼ scale.
 
     Quarter scale keeps OpenCV's inpainting fast on 1024² fields with large holes; the background
     varies slowly, so nothing is lost.
     """
     h, w = image.shape
-    covered = np.any(cells, axis=0) if len(cells) else np.zeros((h, w), bool)
-    covered = ndimage.binary_dilation(covered, iterations=3)
+    covered = ndimage.binary_dilation(cells.union(), iterations=3)
     small = cv2.resize(image, (max(w // 4, 1), max(h // 4, 1)), interpolation=cv2.INTER_AREA)
     hole = cv2.resize(covered.astype(np.uint8), (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST)
     if hole.all():
@@ -92,56 +96,49 @@ class FieldSource:
                     "training needs whole-cell masks (ISBI 2014/2015 or COCO with 'cell')"
                 )
             image = prepare_gray(sample.image, name=sample.name or "image")
-            cells = np.asarray(sample.cells, bool)
-            cells = cells[cells.sum(axis=(1, 2)) >= MIN_CELL_PIXELS]
             nuclei = nucleus_instances(sample.nuclei, image.shape)
-            masks = np.concatenate([cells, nuclei]) if len(nuclei) else cells
+            # The cells big enough to learn from, each linked to the nuclei it covers most.
+            big = sample.cells.subset(sample.cells.areas >= MIN_CELL_PIXELS)
+            cells = CellSet(big.cells, big.ids, Masks.from_stack(nuclei, image.shape)[0])
+            dense = cells.to_stack()  # a training target is dense: one field's cells, not a slide's
+            masks = np.concatenate([dense, nuclei]) if len(nuclei) else dense
             labels = np.array([0] * len(cells) + [1] * len(nuclei), np.int64)
             self.fields.append(Field(image, masks, labels))
             background = estimate_background(image, cells)
             self.backgrounds.append(self._clean_background(image, cells, background))
-            outside = ~np.any(cells, axis=0) if len(cells) else np.ones(image.shape, bool)
-            residual = (image - background)[outside]
+            residual = (image - background)[~cells.union()]
             self.noise.append(float(np.std(residual)) if residual.size else 2.0)
-            self.sprites.extend(self._sprites(image, cells, nuclei, background))
+            self.sprites.extend(self._sprites(image, cells, background))
         if not self.fields:
             raise ValueError(f"no training samples in {name or 'the dataset'}")
 
     @staticmethod
-    def _clean_background(image, cells, background):
+    def _clean_background(image, cells: CellSet, background):
         """The field with its annotated cells replaced by background plus matching fine texture."""
         if not len(cells):
             return image.copy()
-        covered = ndimage.binary_dilation(np.any(cells, axis=0), iterations=3)
+        covered = ndimage.binary_dilation(cells.union(), iterations=3)
         out = image.copy()
         out[covered] = background[covered]
         return out
 
     @staticmethod
-    def _sprites(image, cells, nuclei, background):
+    def _sprites(image, cells: CellSet, background):
         if not len(cells):
             return []
-        cover = cells.sum(0).astype(np.float32)
+        cover = np.zeros(image.shape, np.float32)
+        for _, (y0, x0, y1, x1), crop in cells:
+            cover[y0:y1, x0:x1] += crop
         transmittance = np.clip(image / background, 0.02, 1.2) ** (1.0 / np.maximum(cover, 1.0))
-        owners = np.zeros(len(nuclei), np.int64) - 1
-        areas = cells.reshape(len(cells), -1).sum(1)
-        for k, nucleus in enumerate(nuclei):
-            covered = cells[:, nucleus].sum(1)
-            if covered.max() > 0:
-                best = np.flatnonzero(covered == covered.max())
-                owners[k] = best[np.argmin(areas[best])]
         sprites = []
         height, width = image.shape
-        for index, cell in enumerate(cells):
-            rows, cols = np.flatnonzero(cell.any(1)), np.flatnonzero(cell.any(0))
-            y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        for cell_id, (y0, x0, y1, x1), mask in cells:
             if y0 == 0 or x0 == 0 or y1 == height or x1 == width:
                 continue  # cut by the field's border: its straight edge would be pasted as a cell edge
-            mask = cell[y0:y1, x0:x1]
             t = np.where(mask, transmittance[y0:y1, x0:x1], 1.0).astype(np.float32)
             own = np.zeros_like(mask)
-            for k in np.flatnonzero(owners == index):
-                own |= nuclei[k][y0:y1, x0:x1]
+            for k in np.flatnonzero(cells.nucleus_cell_ids == cell_id):
+                own |= cells.nuclei.crop_in(k, (y0, x0, y1, x1))
             sprites.append(Sprite(t, mask, own & mask))
         return sprites
 

@@ -51,7 +51,7 @@ def _run_segment(args) -> int:
             overlap=args.overlap,
         )
         stem = out / Path(name).stem
-        tifffile.imwrite(f"{stem}_cells.tif", result.cells.astype(np.uint8), compression="zlib")
+        tifffile.imwrite(f"{stem}_cells.tif", result.cells.to_stack().astype(np.uint8), compression="zlib")
         tifffile.imwrite(f"{stem}_cell_labels.tif", result.cell_labels(), compression="zlib")
         tifffile.imwrite(f"{stem}_nuclei.tif", result.nucleus_labels(), compression="zlib")
         nuclei_per_cell = np.bincount(result.nucleus_cell_ids, minlength=len(result) + 1)
@@ -101,7 +101,10 @@ def _run_evaluate(args) -> int:
 
 
 def _add_train(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", choices=("lite", "full"), default="lite")
+    from ..kinds import KINDS
+
+    presets = [kind.preset for kind in KINDS.values() if kind.task == "instances"]
+    p.add_argument("--preset", choices=presets, default="lite", help="IMBMDCR-Net preset (kinds.imbmdcr)")
     p.add_argument(
         "--dataset",
         required=True,

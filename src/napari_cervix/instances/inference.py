@@ -15,8 +15,9 @@ from collections.abc import Generator
 
 import numpy as np
 
+from ..cellset import CellSet, Masks
 from ..tiling import Tile, TileProgress, run_to_end, tile_grid
-from .result import InstanceResult, assign_nuclei
+from .result import InstanceResult
 
 MERGE_IOU = 0.5
 
@@ -55,12 +56,17 @@ class _Instance:
 
 
 def _crop(mask: np.ndarray, y0: int, x0: int):
-    """(bbox-cropped mask, its global y0, x0), or None for an empty mask."""
+    """(bbox-cropped mask, its global y0, x0), or None for an empty mask.
+
+    The crop is a copy: a view would keep the tile's whole K×h×w mask array alive for as long as the
+    instance lives, i.e. memory would grow with every tile of the image.
+    """
     rows = np.flatnonzero(mask.any(1))
     if not len(rows):
         return None
     cols = np.flatnonzero(mask.any(0))
-    return mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1], y0 + int(rows[0]), x0 + int(cols[0])
+    crop = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].copy()
+    return crop, y0 + int(rows[0]), x0 + int(cols[0])
 
 
 def _region_iou(a: _Instance, b: _Instance, tile: Tile) -> float:
@@ -161,15 +167,22 @@ class _Merger:
         self.instances = [inst for k, inst in enumerate(self.instances) if k not in gone]
         self.instances.extend(inst for j, inst in enumerate(new) if j not in groups)
 
-    def stacks(self, shape, label: int, min_score: float):
+    def masks(self, label: int, min_score: float) -> Masks:
+        """The merged instances of one class scoring at least ``min_score``, by descending score, as the
+        sparse masks they already are (box + cropped mask): no full-image array per instance."""
         chosen = sorted(
             (i for i in self.instances if i.label == label and i.score >= min_score), key=lambda i: -i.score
         )
-        masks = np.zeros((len(chosen),) + tuple(shape), bool)
-        for k, inst in enumerate(chosen):
-            y0, x0, y1, x1 = inst.box
-            masks[k, y0:y1, x0:x1] = inst.mask
-        return masks, np.array([i.score for i in chosen], np.float32)
+        return Masks(
+            (self.height, self.width),
+            [i.box for i in chosen],
+            [i.mask for i in chosen],
+            [i.score for i in chosen],
+        )
+
+    def cell_set(self, cell_label: int, nucleus_label: int, min_score: float) -> CellSet:
+        """The merged cells (ids 1..N by descending score) and nuclei, each nucleus linked to its cell."""
+        return CellSet(self.masks(cell_label, min_score), nuclei=self.masks(nucleus_label, min_score))
 
 
 def segment_instances_steps(
@@ -212,15 +225,8 @@ def segment_instances_steps(
         yield TileProgress(done, len(tiles))
     cell_label = detector.classes.index("cell")
     nucleus_label = detector.classes.index("nucleus")
-    cells, scores = merger.stacks(gray.shape, cell_label, float(score_threshold))
-    nuclei, nucleus_scores = merger.stacks(gray.shape, nucleus_label, float(score_threshold))
     return InstanceResult(
-        cells=cells,
-        scores=scores,
-        cell_ids=np.arange(1, len(cells) + 1, dtype=np.int32),
-        nuclei=nuclei,
-        nucleus_scores=nucleus_scores,
-        nucleus_cell_ids=assign_nuclei(cells, nuclei),
+        cells=merger.cell_set(cell_label, nucleus_label, float(score_threshold)),
         meta={
             "model": detector.meta.get("name") or detector.meta.get("architecture"),
             "architecture": detector.meta.get("architecture"),

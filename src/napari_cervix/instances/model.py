@@ -20,11 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..geometry import pad_to_multiple
 from ..imaging import check_image, to_gray
+from ..kinds import KINDS, kind_of
 
 CLASSES = ("cell", "nucleus")
-PRESETS = {"lite": "imbmdcr_lite.py", "full": "imbmdcr_full.py"}
-ARCHITECTURE = {"lite": "imbmdcr-net-lite", "full": "imbmdcr-net"}
+_PRESET_KINDS = [kind for kind in KINDS.values() if kind.task == "instances"]
+PRESETS = {kind.preset: kind.config_file for kind in _PRESET_KINDS}  # preset → its file in configs/
+ARCHITECTURE = {kind.preset: kind.name for kind in _PRESET_KINDS}  # preset → the kind its weights name
 STOCK_CONFIG = "cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py"  # mmdet's own, for the benchmark
 MIN_INPUT = 64  # smaller tiles are padded: the backbone downsamples 32× and P6 64×
 
@@ -173,12 +176,10 @@ class Detector:
         from mmdet.structures import DetDataSample
 
         h, w = tile.shape
-        ph = max(MIN_INPUT, -(-h // 32) * 32)
-        pw = max(MIN_INPUT, -(-w // 32) * 32)
-        if (ph, pw) != (h, w):
-            padded = np.full((ph, pw), float(np.median(tile)) if tile.size else 0.0, np.float32)
-            padded[:h, :w] = tile
-            tile = padded
+        tile, _ = pad_to_multiple(
+            np.asarray(tile, np.float32), 32, MIN_INPUT, fill=float(np.median(tile)) if tile.size else 0.0
+        )
+        ph, pw = tile.shape
         data = torch.from_numpy(np.ascontiguousarray(tile, np.float32))[None]
         if self.in_channels == 3:
             data = data.expand(3, -1, -1).contiguous()
@@ -259,8 +260,9 @@ def load_detector(model="default", device: str = "cpu") -> Detector:
     require_mmdet()
     if isinstance(model, str) and model.startswith("preset:"):
         return new_detector(model.split(":", 1)[1], device)
-    path, meta = resolve(model, task="instances")
-    return detector_from_weights(path, meta, device)
+    path, card = resolve(model, task="instances")
+    kind_of(card)  # a kind of the table, or an error naming the file and its "architecture"
+    return detector_from_weights(path, card.metadata, device)
 
 
 def prepare_gray(image, name: str = "image") -> np.ndarray:

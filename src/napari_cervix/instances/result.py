@@ -1,4 +1,4 @@
-"""What instance segmentation returns: overlapping cell masks, nuclei, ids that link them. numpy only."""
+"""What instance segmentation returns: the image's :class:`~napari_cervix.cellset.CellSet`. numpy only."""
 
 from __future__ import annotations
 
@@ -6,97 +6,69 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..cellset import CellSet, Masks
+
 
 @dataclass
 class InstanceResult:
-    """Every detected cell and nucleus of one image, overlaps intact.
+    """Every detected cell and nucleus of one image, overlaps intact, as a sparse cell set.
 
-    ``cells``            N×H×W bool, one whole-cell mask (cytoplasm incl. nucleus) per cell; cells overlap.
-    ``scores``           N float32 detection scores.
-    ``cell_ids``         N int32, 1..N: the id linking a cell across every output (layers, tables).
-    ``nuclei``           M×H×W bool, one mask per detected nucleus.
-    ``nucleus_scores``   M float32.
-    ``nucleus_cell_ids`` M int32: id of the cell each nucleus belongs to (the cell covering most of it,
-                         the smallest on a tie), 0 for a nucleus outside every detected cell.
-    Cells are sorted by descending score; ids follow that order.
+    ``cells``  the :class:`~napari_cervix.cellset.CellSet`: per cell an id (1..N, by descending score), a
+               box, the mask cropped to it and a score; the nuclei as objects of their own, each linked to
+               the cell covering most of it (the smallest on a tie), 0 when it lies in no detected cell.
+    ``meta``   model, tiling and threshold settings.
     """
 
-    cells: np.ndarray
-    scores: np.ndarray
-    cell_ids: np.ndarray
-    nuclei: np.ndarray
-    nucleus_scores: np.ndarray
-    nucleus_cell_ids: np.ndarray
+    cells: CellSet
     meta: dict = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, int]:
-        return tuple(self.cells.shape[1:])
+        return self.cells.shape
 
     def __len__(self) -> int:
-        return int(self.cells.shape[0])
+        return len(self.cells)
 
     @property
     def areas(self) -> np.ndarray:
-        return self.cells.sum(axis=(1, 2)).astype(np.int64)
+        return self.cells.areas
+
+    @property
+    def scores(self) -> np.ndarray:
+        return self.cells.scores
+
+    @property
+    def cell_ids(self) -> np.ndarray:
+        return self.cells.ids
+
+    @property
+    def nuclei(self) -> Masks:
+        """The detected nuclei (sparse masks, with ``scores``)."""
+        return self.cells.nuclei
+
+    @property
+    def nucleus_scores(self) -> np.ndarray:
+        return self.cells.nuclei.scores
+
+    @property
+    def nucleus_cell_ids(self) -> np.ndarray:
+        return self.cells.nucleus_cell_ids
 
     def nuclei_union(self) -> np.ndarray:
         """H×W bool union of all nuclei (the form :class:`~napari_cervix.io.CellSample` uses)."""
-        return np.any(self.nuclei, axis=0) if len(self.nuclei) else np.zeros(self.shape, bool)
+        return self.cells.nuclei.union()
 
     def cell_labels(self) -> np.ndarray:
-        """H×W int32 labels of the cells, overlaps resolved by one rule: **the smallest cell wins**.
-
-        A pixel covered by several cells gets the id of the smallest of them, so a small cell lying on
-        a large one stays visible whole, and every cell keeps its non-overlapped part. The full,
-        overlapping masks stay in :attr:`cells`.
-        """
-        labels = np.zeros(self.shape, np.int32)
-        for index in np.argsort(-self.areas, kind="stable"):  # largest first, smallest painted last
-            labels[self.cells[index]] = self.cell_ids[index]
-        return labels
+        """H×W int32 cell ids, the smallest cell winning each overlapped pixel
+        (:meth:`~napari_cervix.cellset.CellSet.cell_labels`)."""
+        return self.cells.cell_labels()
 
     def nucleus_labels(self) -> np.ndarray:
-        """H×W int32: each nucleus painted with its cell's id (several nuclei of one cell share it).
+        """H×W int32, each nucleus painted with its cell's id, nuclei in no cell above every cell id
+        (:meth:`~napari_cervix.cellset.CellSet.nucleus_labels`)."""
+        return self.cells.nucleus_labels()
 
-        A nucleus outside every detected cell gets an id above all cell ids (N+1, N+2, …), so it is
-        still visible and never mistaken for another cell's nucleus.
-        """
-        labels = np.zeros(self.shape, np.int32)
-        next_id = int(self.cell_ids.max()) + 1 if len(self.cell_ids) else 1
-        for index in np.argsort(-self.nuclei.sum(axis=(1, 2)), kind="stable"):
-            value = int(self.nucleus_cell_ids[index])
-            if value == 0:
-                value, next_id = next_id, next_id + 1
-            labels[self.nuclei[index]] = value
-        return labels
-
-    def to_predictions(self) -> dict:
-        """COCO-style predictions for :func:`napari_cervix.metrics.coco_segm_metrics`: cells and nuclei
-        stacked, ``labels`` as class names."""
-        masks = np.concatenate([self.cells, self.nuclei]) if len(self.nuclei) else self.cells
-        return {
-            "masks": masks,
-            "scores": np.concatenate([self.scores, self.nucleus_scores]).astype(np.float32),
-            "labels": np.array(["cell"] * len(self.cells) + ["nucleus"] * len(self.nuclei), dtype=object),
-        }
-
-
-def assign_nuclei(cells: np.ndarray, nuclei: np.ndarray) -> np.ndarray:
-    """For each nucleus the index+1 of the cell covering most of its pixels (smallest cell on a tie:
-    in an overlap the nucleus more likely belongs to the small cell lying on the large one); 0 if none."""
-    if not len(nuclei) or not len(cells):
-        return np.zeros(len(nuclei), np.int32)
-    flat_cells = cells.reshape(len(cells), -1)
-    areas = flat_cells.sum(1)
-    owners = np.zeros(len(nuclei), np.int32)
-    for k, nucleus in enumerate(nuclei.reshape(len(nuclei), -1)):
-        pixels = np.flatnonzero(nucleus)
-        if not len(pixels):
-            continue
-        covered = flat_cells[:, pixels].sum(1)
-        if covered.max() == 0:
-            continue
-        best = np.flatnonzero(covered == covered.max())
-        owners[k] = int(best[np.argmin(areas[best])]) + 1
-    return owners
+    def to_predictions(self) -> CellSet:
+        """The prediction :func:`napari_cervix.metrics.coco_segm_metrics` scores: the cell set (cells and
+        nuclei with their scores)."""
+        return self.cells

@@ -1,25 +1,25 @@
-"""Training of the instance presets: a plain PyTorch loop over mmdet's detector, fed by the
-compositing augmentation (:mod:`.augment`).
+"""Training of the instance presets: mmdet's detector on the one trainer (:mod:`napari_cervix.trainer`), fed
+by the compositing augmentation (:mod:`.augment`).
 
-Why not mmengine's Runner: its data pipeline would re-implement what :mod:`.augment` does, and its
-checkpoints are pickles that torch ≥ 2.6 refuses to load without ``weights_only=False``. Here a
-checkpoint (``OUT/last.pt``) holds only tensors, numbers and strings, is written atomically every few
-minutes and loaded with ``weights_only=True``; ``resume=True`` continues from it exactly (model,
-optimizer, step, random state). The shippable result is ``OUT/model.safetensors``: a plain state dict
-with the full model config and training/validation facts in its metadata.
+What is this task's own: the training fields (drawn from the sources' random generator, which the trainer's
+checkpoint carries, so ``resume=True`` continues exactly), mmdet's losses, the preset's schedule
+(:func:`learning_rate`) and the weights' metadata. The trainer's checkpoint ``OUT/last.pt`` holds only
+tensors, numbers and strings and loads with ``weights_only=True`` — which is why mmengine's Runner is not
+used (its checkpoints are pickles, and its data pipeline would re-implement :mod:`.augment`). The shippable
+result is ``OUT/model.safetensors``: a plain state dict with the full model config and training/validation
+facts in its metadata.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from ..trainer import load_checkpoint
 from .augment import Field, FieldSource, draw_field
 
 CHECKPOINT = "last.pt"
@@ -88,20 +88,6 @@ def _optimizer(model, schedule: dict):
     if kind == "AdamW":
         return torch.optim.AdamW(groups, **spec)
     raise ValueError(f"unsupported optimizer {kind!r} (SGD or AdamW)")
-
-
-def _save_checkpoint(path: Path, state: dict) -> None:
-    import torch
-
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a crash mid-write never corrupts the last good checkpoint
-
-
-def load_checkpoint(path) -> dict:
-    import torch
-
-    return torch.load(str(path), map_location="cpu", weights_only=True)
 
 
 def export_weights(checkpoint, out_path, extra_meta: dict | None = None) -> str:
@@ -178,11 +164,14 @@ def train_instances(
     from it (same preset required). ``stop()`` is polled between steps (a checkpoint is written).
     ``workers`` > 0 draws training fields in that many processes (for a GPU, which outruns one CPU
     core of augmentation). ``init``: start from a weights file of the same architecture. ``lr``
-    overrides the preset's. ``max_minutes``: stop (checkpoint and export) after this much wall time.
+    overrides the preset's. ``max_minutes``: stop (checkpoint and export) after this much wall time of
+    training, earlier sessions of a resumed run included; the learning rate follows whichever is further
+    along, steps or time, so it has decayed when the budget ends.
     """
     import torch
 
     from ..registry import read_metadata
+    from ..trainer import Trainer, pick_device
     from .model import ARCHITECTURE, config_to_json, detector_from_weights, load_config, new_detector
 
     if threads:
@@ -212,10 +201,8 @@ def train_instances(
         initial = detector_from_weights(init, read_metadata(init))  # validates architecture and classes
         model.load_state_dict(initial.module.state_dict())
         log(f"initialised from {init}")
-    model.train()
     optimizer = _optimizer(model, schedule)
     rng = np.random.default_rng(seed)
-    start, history = 0, []
     meta = {
         "task": "instances",
         "architecture": ARCHITECTURE[preset],
@@ -235,94 +222,59 @@ def train_instances(
             "val_images": {spec: [s.name for s in va] for spec, _, va in splits},
         },
     }
-    if resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)
-        saved = json.loads(state["meta"])
+
+    def describe(record: dict, steps: int) -> str:
+        parts = " ".join(
+            f"{k}={v:.3f}"
+            for k, v in record.items()
+            if k in ("loss", "loss_rpn_cls", "loss_mask") or k.endswith("loss_cls")
+        )
+        return f"step {record['step']}/{steps} lr={record['lr']:.2e} {record['s_per_step']:.2f} s/step {parts}"
+
+    trainer = Trainer(
+        model,
+        optimizer,
+        steps=total,
+        schedule=lambda position: learning_rate(schedule, position, total, steps_per_epoch),
+        device=pick_device(device),
+        checkpoint=ckpt_path,
+        checkpoint_minutes=checkpoint_seconds / 60.0,
+        max_minutes=max_minutes,
+        bf16=False,  # mmdet's losses and the portable RoI ops are kept in float32
+        grad_clip=schedule.get("grad_clip"),
+        generators={"fields": rng},
+        meta=meta,
+        log=log,
+        log_every=log_every,
+        describe=describe,
+    )
+
+    def same_preset(saved: dict) -> None:
         if saved.get("preset") != preset:
             raise ValueError(
                 f"{ckpt_path} is a {saved.get('preset')} run; resume it with --preset "
                 f"{saved.get('preset')} or choose another --out"
             )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start = int(state["step"])
-        rng.bit_generator.state = json.loads(state["rng"])
-        history = json.loads(state.get("history", "[]"))
-        meta["training"]["total_steps"] = total
-        log(f"resumed {ckpt_path} at step {start}/{total}")
+
+    if resume and trainer.resume(check=same_preset):
+        log(f"resumed {ckpt_path} at step {trainer.step}/{total}")
     elif resume:
         log(f"no checkpoint at {ckpt_path}: starting a new run")
-
-    def checkpoint(step):
-        _save_checkpoint(
-            ckpt_path,
-            {
-                "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "optimizer": optimizer.state_dict(),
-                "step": step,
-                "rng": json.dumps(rng.bit_generator.state),
-                "meta": json.dumps(meta),
-                "history": json.dumps(history[-2000:]),
-            },
-        )
 
     log(
         f"training {preset} ({detector.num_parameters / 1e6:.2f} M parameters) on {n_train} images "
         f"from {len(sources)} domain(s), {sum(len(s.sprites) for s in sources)} sprites; "
-        f"steps {start}→{total}, batch {batch}, device {device}"
+        f"steps {trainer.step}→{total}, batch {batch}, device {device}"
     )
-    last_save = started = time.monotonic()
-    window, t0 = [], time.monotonic()
-    step = start
-    fields_iter = _field_stream(sources, rng, detector.train_size, p_composite, batch, workers, seed, start)
-    while step < total:
-        if stop is not None and stop():
-            log("stop requested")
-            break
-        if max_minutes is not None and time.monotonic() - started > 60.0 * max_minutes:
-            log(f"time budget of {max_minutes} min reached")
-            break
-        # With a time budget the schedule runs on whichever is further along, steps or time, so the
-        # learning rate has decayed when the budget ends (weights taken mid-schedule are worse).
-        scheduled = step
-        if max_minutes:
-            spent = (time.monotonic() - started) / (60.0 * max_minutes)
-            scheduled = max(step, int(start + spent * (total - start)))
-        lr = learning_rate(schedule, scheduled, total, steps_per_epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        fields = next(fields_iter)
-        data = model.data_preprocessor(fields_to_batch(fields, detector.in_channels), True)
-        losses = model.loss(data["inputs"], data["data_samples"])
-        loss, log_vars = model.parse_losses(losses)
-        optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(loss):
-            log(f"step {step}: non-finite loss {float(loss)}, step skipped")
-            step += 1
-            continue
-        loss.backward()
-        if schedule.get("grad_clip"):
-            torch.nn.utils.clip_grad_norm_(model.parameters(), float(schedule["grad_clip"]))
-        optimizer.step()
-        step += 1
-        window.append({k: float(v.detach()) if hasattr(v, "detach") else float(v) for k, v in log_vars.items()})
-        if step % log_every == 0 or step == total:
-            elapsed = time.monotonic() - t0
-            mean = {k: float(np.mean([w[k] for w in window if k in w])) for k in window[-1]}
-            history.append({"step": step, "lr": lr, "s_per_step": elapsed / len(window), **mean})
-            parts = " ".join(
-                f"{k}={v:.3f}"
-                for k, v in mean.items()
-                if k in ("loss", "loss_rpn_cls", "loss_mask") or k.endswith("loss_cls")
-            )
-            log(f"step {step}/{total} lr={lr:.2e} {elapsed / len(window):.2f} s/step {parts}")
-            window, t0 = [], time.monotonic()
-        if time.monotonic() - last_save >= checkpoint_seconds:
-            checkpoint(step)
-            last_save = time.monotonic()
-    checkpoint(step)
+    fields_iter = _field_stream(sources, rng, detector.train_size, p_composite, batch, workers, seed, trainer.step)
+
+    def train_step(step):
+        data = model.data_preprocessor(fields_to_batch(next(fields_iter), detector.in_channels), True)
+        return model.parse_losses(model.loss(data["inputs"], data["data_samples"]))
+
+    trainer.run(train_step, stop=stop)
     weights = out_dir / WEIGHTS
     export_weights(ckpt_path, weights)
-    log(f"checkpoint {ckpt_path} (step {step}); weights {weights}")
+    log(f"checkpoint {ckpt_path} (step {trainer.step}); weights {weights}")
     detector_from_weights(weights, read_metadata(weights))  # the exported file must load back
     return weights

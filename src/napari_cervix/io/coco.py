@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..cellset import CellSet, Masks
+from ..geometry import label_components
 from ._atomic import atomic_path
 from .images import read_image
 from .sample import CellSample
@@ -85,54 +87,71 @@ def _coco_sample(json_path: Path, info: dict, anns: list, cell_id, nucleus_id) -
             f"{json_path}: {info['file_name']} is {height}×{width}, the JSON says "
             f"{info.get('height')}×{info.get('width')}"
         )
-    cells, nuclei = [], np.zeros((height, width), bool)
-    for ann in anns:
-        if ann["category_id"] not in (cell_id, nucleus_id):
-            continue
+    nuclei = np.zeros((height, width), bool)
+
+    def decoded(ann):
         try:
-            mask = _decode_segmentation(ann["segmentation"], height, width)
+            return _decode_segmentation(ann["segmentation"], height, width)
         except Exception as exc:  # pycocotools raises bare Exception/TypeError on bad input
             raise ValueError(f"{json_path}: annotation {ann.get('id')}: {exc}") from exc
-        if ann["category_id"] == cell_id:
-            cells.append(mask)
-        else:
-            nuclei |= mask
-    if cell_id is not None:
-        cells = np.stack(cells) if cells else np.zeros((0, height, width), bool)
+
+    for ann in anns:
+        if ann["category_id"] == nucleus_id:
+            nuclei |= decoded(ann)
+    cells = None
+    if cell_id is not None:  # decoded and cropped one at a time: memory follows the cells
+        cell_masks = (decoded(ann) for ann in anns if ann["category_id"] == cell_id)
+        cells = CellSet.from_stack(cell_masks, shape=(height, width))
     return CellSample(
         image=image,
-        cells=cells if cell_id is not None else None,
+        cells=cells,
         nuclei=nuclei if nucleus_id is not None else None,
         label=info.get("label"),
         name=Path(info["file_name"]).stem,
         source=str(image_path),
         meta={"dataset": "coco", "annotation": str(json_path), "image_id": info["id"]},
+        partial_annotation=_cells_incomplete(cells, nuclei),
     )
 
 
-def _annotation(mask: np.ndarray, ann_id: int, image_id: int, category_id: int) -> dict:
+def _cells_incomplete(cells: CellSet | None, nuclei: np.ndarray) -> bool:
+    """COCO has no "partially annotated" flag, so tell it from the masks: without cell masks, or with
+    a nucleus lying mostly outside every annotated cell (ISBI 2015 frames: all nuclei, some cells),
+    the image's cells are not all annotated."""
+    if cells is None:
+        return True
+    covered = cells.union()
+    components = label_components(nuclei)
+    count = int(components.max())
+    if not count:
+        return False
+    inside = ndi.mean(covered, components, index=np.arange(1, count + 1))
+    return bool(np.any(np.asarray(inside) < 0.5))
+
+
+def _annotations(masks: Masks, first_id: int, image_id: int, category_id: int) -> list[dict]:
+    """COCO annotations of sparse masks, compressed RLE computed per mask from its crop."""
     from pycocotools import mask as mask_utils
 
-    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
-    return {
-        "id": ann_id,
-        "image_id": image_id,
-        "category_id": category_id,
-        "segmentation": {
-            "size": [int(s) for s in rle["size"]],
-            "counts": rle["counts"].decode("ascii"),
-        },
-        "area": int(mask_utils.area(rle)),
-        "bbox": [float(v) for v in mask_utils.toBbox(rle)],
-        "iscrowd": 0,
-    }
+    return [
+        {
+            "id": first_id + k,
+            "image_id": image_id,
+            "category_id": category_id,
+            "segmentation": {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")},
+            "area": int(mask_utils.area(rle)),
+            "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+            "iscrowd": 0,
+        }
+        for k, rle in enumerate(masks.rle())
+    ]
 
 
 def write_coco(samples, json_path, images_dir=None) -> Path:
     """Write ``samples`` as a COCO instances file: images as ``images_dir/NAME.tif``, masks as RLE.
 
     ``images_dir`` defaults to ``images/`` beside the JSON; ``file_name`` is stored relative to the
-    JSON's folder. Each cell is one ``cell`` annotation; each connected nucleus component one
+    JSON's folder. Each cell is one ``cell`` annotation; each 8-connected nucleus component one
     ``nucleus``. A Herlev-style ``label`` is kept as an extra ``label`` field of the image entry.
     """
     import tifffile
@@ -142,7 +161,6 @@ def write_coco(samples, json_path, images_dir=None) -> Path:
     json_path.parent.mkdir(parents=True, exist_ok=True)
     images_dir.mkdir(parents=True, exist_ok=True)
     images, annotations, seen = [], [], {}
-    eight_connected = np.ones((3, 3), bool)
     for image_id, sample in enumerate(samples, start=1):
         if sample.name in seen:
             raise ValueError(
@@ -163,12 +181,11 @@ def write_coco(samples, json_path, images_dir=None) -> Path:
         if sample.label is not None:
             entry["label"] = sample.label
         images.append(entry)
-        for cell in [] if sample.cells is None else sample.cells:
-            annotations.append(_annotation(np.asarray(cell, bool), len(annotations) + 1, image_id, 1))
+        if sample.cells is not None:
+            annotations += _annotations(sample.cells.cells, len(annotations) + 1, image_id, 1)
         if sample.nuclei is not None:
-            components, count = ndi.label(np.asarray(sample.nuclei, bool), structure=eight_connected)
-            for k in range(1, count + 1):
-                annotations.append(_annotation(components == k, len(annotations) + 1, image_id, 2))
+            nuclei, _ = Masks.from_labels(label_components(sample.nuclei))
+            annotations += _annotations(nuclei, len(annotations) + 1, image_id, 2)
     document = {
         "info": {"description": "napari-cervix export"},
         "licenses": [],

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from .coco import read_coco
+from .cric import CELLS_CSV, read_cric
 from .edf import GT_SUFFIX, read_edf_nuclei
 from .folders import read_class_folders, read_mask_pairs
 from .images import IMAGE_SUFFIXES, image_files
@@ -20,6 +21,7 @@ READERS = {
     "edf-nuclei": read_edf_nuclei,  # folder of NAME.png + NAME_GT.png
     "herlev": read_class_folders,  # folder of CLASS/ sub-folders of images
     "pairs": read_mask_pairs,  # folder with images/ and masks/
+    "cric": read_cric,  # folder with images/ and cells.csv (nucleus points + Bethesda class)
 }
 
 #: File-name prefixes of augmented copies; a copy must land in the same split as its original.
@@ -37,6 +39,8 @@ def _folder_kinds(folder: Path) -> list[str]:
         kinds.append("edf-nuclei")
     if (folder / "images").is_dir() and (folder / "masks").is_dir():
         kinds.append("pairs")
+    if (folder / "images").is_dir() and (folder / CELLS_CSV).is_file():
+        kinds.append("cric")
     return kinds
 
 
@@ -96,7 +100,7 @@ def parse_spec(spec) -> tuple[str, Path]:
 
 def load_dataset(spec) -> list[CellSample]:
     """Samples of a dataset spec: ``isbi2014:DIR``, ``isbi2015:DIR|FILE``, ``coco:FILE.json``,
-    ``edf-nuclei:DIR``, ``herlev:DIR``, ``pairs:DIR``, or a plain path whose kind is unambiguous.
+    ``edf-nuclei:DIR``, ``herlev:DIR``, ``pairs:DIR``, ``cric:DIR``, or a plain path whose kind is unambiguous.
 
     Missing paths raise FileNotFoundError, bad or inconsistent files ValueError, naming the file.
     """

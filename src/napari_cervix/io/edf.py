@@ -66,6 +66,7 @@ def read_edf_nuclei(folder) -> list[CellSample]:
                 name=name,
                 source=str(image_path),
                 meta={"dataset": "edf-nuclei", "annotation": str(gt_path), "gt_variant": variant},
+                partial_annotation=True,  # nuclei only: cytoplasm and glass are not told apart
             )
         )
     return samples

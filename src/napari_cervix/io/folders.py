@@ -52,6 +52,7 @@ def read_mask_pairs(folder, threshold: float = 127) -> list[CellSample]:
                 name=image_path.stem,
                 source=str(image_path),
                 meta={"dataset": "pairs", "annotation": str(mask_path)},
+                partial_annotation=True,  # nucleus masks only: the cell around it is not annotated
             )
         )
     if not samples:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cellset import CellSet, Masks
 from .edf import read_nucleus_gt
 from .images import find_image, read_image
 from .sample import CellSample
@@ -23,15 +24,18 @@ ISBI2015_MAT = "CytoGroundTruth.mat"
 ISBI2015_MAPPING = "frames_to_edf.json"
 
 
-def _stack_masks(masks, shape: tuple[int, int], where: str) -> np.ndarray:
-    """N×H×W bool from 2-D {0,1} masks that must all have the image's shape."""
+def _check_masks(masks, shape: tuple[int, int], where: str) -> list[np.ndarray]:
+    """2-D {0,1} masks that must all have the image's shape."""
     masks = [np.asarray(m) for m in masks]
     for k, mask in enumerate(masks):
         if mask.shape != tuple(shape):
             raise ValueError(f"{where}: mask {k} has shape {mask.shape}, the image is {tuple(shape)}")
-    if not masks:
-        return np.zeros((0, *shape), bool)
-    return np.stack(masks).astype(bool)
+    return masks
+
+
+def _cell_set(masks, shape: tuple[int, int], where: str) -> CellSet:
+    """The cell set of full-size per-cell masks (cell k → id k + 1), cropped one mask at a time."""
+    return CellSet.from_stack(_check_masks(masks, shape, where), shape=shape)
 
 
 def read_isbi2014(path) -> list[CellSample]:
@@ -66,8 +70,8 @@ def read_isbi2014(path) -> list[CellSample]:
         samples.append(
             CellSample(
                 image=image,
-                cells=_stack_masks(masks, image.shape[:2], where),
-                nuclei=_stack_masks([nucleus_mask], image.shape[:2], where)[0],
+                cells=_cell_set(masks, image.shape[:2], where),
+                nuclei=_check_masks([nucleus_mask], image.shape[:2], where)[0].astype(bool),
                 name=image_path.stem,
                 source=str(image_path),
                 meta={"dataset": "isbi2014", "index": i, "annotation": str(mat_path)},
@@ -91,8 +95,8 @@ def _matlab_cell_masks(h5file, node) -> list[np.ndarray]:
     return [np.asarray(node[()]).T]  # MATLAB is column-major: transpose back to row-major H×W
 
 
-def read_cyto_ground_truth(mat_path, entries=None) -> list[np.ndarray]:
-    """The ``CytoGroundTruth`` cell array of an ISBI 2015 v7.3 .mat: one N×H×W bool stack per entry.
+def read_cyto_ground_truth(mat_path, entries=None) -> list[CellSet]:
+    """The ``CytoGroundTruth`` cell array of an ISBI 2015 v7.3 .mat: one cell set per entry.
 
     ``entries`` selects entry indices (default all), so unused frames are never decompressed.
     """
@@ -110,14 +114,14 @@ def read_cyto_ground_truth(mat_path, entries=None) -> list[np.ndarray]:
         if h5py.check_ref_dtype(top.dtype) is None:
             raise ValueError(f"{mat_path}: 'CytoGroundTruth' is not a MATLAB cell array")
         refs = np.asarray(top[()]).ravel()
-        stacks = []
+        cell_sets = []
         for index in range(len(refs)) if entries is None else entries:
             if not 0 <= index < len(refs):
                 raise ValueError(f"{mat_path}: entry {index} requested, the file has {len(refs)}")
             masks = _matlab_cell_masks(h5file, h5file[refs[index]])
             shape = masks[0].shape if masks else (0, 0)
-            stacks.append(_stack_masks(masks, shape, f"{mat_path} entry {index}"))
-    return stacks
+            cell_sets.append(_cell_set(masks, shape, f"{mat_path} entry {index}"))
+    return cell_sets
 
 
 def _isbi2015_image_dirs(mat_path: Path) -> list[Path]:
@@ -145,10 +149,10 @@ def read_isbi2015_mat(mat_path, image_dir=None) -> list[CellSample]:
         raise ValueError(f"{mapping_path}: expected a list of {{index_in_mat, isbi2014_edf}} ({exc})") from exc
     pairs = [p for p in pairs if p[1]]
     search = [Path(image_dir)] if image_dir is not None else _isbi2015_image_dirs(mat_path)
-    stacks = read_cyto_ground_truth(mat_path, [index for index, _, _ in pairs])
+    cell_sets = read_cyto_ground_truth(mat_path, [index for index, _, _ in pairs])
 
     samples = []
-    for (index, edf_name, frame), cells in zip(pairs, stacks):
+    for (index, edf_name, frame), cells in zip(pairs, cell_sets):
         image_path = next((p for p in (find_image(d, edf_name) for d in search) if p is not None), None)
         if image_path is None:
             raise FileNotFoundError(
@@ -156,11 +160,9 @@ def read_isbi2015_mat(mat_path, image_dir=None) -> list[CellSample]:
             )
         image = read_image(image_path)
         if len(cells) == 0:
-            cells = np.zeros((0, *image.shape[:2]), bool)
-        if cells.shape[1:] != image.shape[:2]:
-            raise ValueError(
-                f"{mat_path} entry {index}: masks are {cells.shape[1:]}, {image_path} is {image.shape[:2]}"
-            )
+            cells = CellSet(Masks(image.shape[:2]))
+        if cells.shape != image.shape[:2]:
+            raise ValueError(f"{mat_path} entry {index}: masks are {cells.shape}, {image_path} is {image.shape[:2]}")
         gt_path = next((p for p in (find_image(d, f"{edf_name}_GT") for d in search) if p is not None), None)
         samples.append(
             CellSample(
@@ -175,6 +177,7 @@ def read_isbi2015_mat(mat_path, image_dir=None) -> list[CellSample]:
                     "index_in_mat": index,
                     "annotation": str(mat_path),
                 },
+                partial_annotation=True,  # ISBI 2015 annotates only some cells of each frame
             )
         )
     return samples
@@ -204,11 +207,12 @@ def read_cell_npz(path) -> CellSample:
         raise ValueError(f"{path}: 'nuclei' has shape {nuclei.shape}, the image is {image.shape[:2]}")
     return CellSample(
         image=image,
-        cells=cells.astype(bool),
+        cells=CellSet.from_stack(cells, shape=image.shape[:2]),
         nuclei=None if nuclei is None else nuclei.astype(bool),
         name=path.stem,
         source=str(path),
         meta={"dataset": "isbi2015"},
+        partial_annotation=True,  # ISBI 2015 annotates only some cells of each frame
     )
 
 

@@ -52,12 +52,23 @@ class Slide:
         """Each level's pixel size relative to level 0 (1.0, ~2.0, ~4.0, …)."""
         return tuple(self.shape[0] / level.shape[0] for level in self.levels)
 
+    def read(self, level: int, slices) -> np.ndarray:
+        """Pixels of ``levels[level][slices]``, read in this thread: the file's store holds locks and
+        cannot travel to a dask.distributed scheduler a user may have active (and needs none)."""
+        return read_region(self.levels[level], slices)
+
     def level_for(self, max_side: int) -> int:
         """The finest level whose longer side is at most ``max_side`` (the coarsest if none is)."""
         for index, level in enumerate(self.levels):
             if max(level.shape[:2]) <= max_side:
                 return index
         return len(self.levels) - 1
+
+
+def read_region(array, slices) -> np.ndarray:
+    """``array[slices]`` as numpy; a dask array is computed here, with the synchronous scheduler."""
+    part = array[slices]
+    return part.compute(scheduler="synchronous") if hasattr(part, "dask") else np.asarray(part)
 
 
 def _dask_from_zarr(array):
@@ -168,8 +179,8 @@ def _open_openslide(path: Path) -> Slide:
             for x0 in range(0, width, TILE):
                 h, w = min(TILE, height - y0), min(TILE, width - x0)
                 row.append(da.from_delayed(dask.delayed(read)(y0, x0, h, w), (h, w, 3), np.uint8))
-            rows.append(row)
-        levels.append(da.block(rows))
+            rows.append(da.concatenate(row, axis=1))
+        levels.append(da.concatenate(rows, axis=0))
     mpp = handle.properties.get(openslide.PROPERTY_NAME_MPP_X)
     return Slide(path, tuple(levels), float(mpp) if mpp else None, "openslide")
 

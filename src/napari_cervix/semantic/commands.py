@@ -80,9 +80,9 @@ def _run_evaluate(args) -> int:
 
 
 def _add_train(p: argparse.ArgumentParser) -> None:
-    from .architectures import ARCHITECTURES
+    from ..kinds import kind_names
 
-    p.add_argument("--arch", default="unet-resnet18", choices=ARCHITECTURES)
+    p.add_argument("--arch", default="unet-resnet18", choices=kind_names("semantic"))
     p.add_argument(
         "--dataset",
         required=True,

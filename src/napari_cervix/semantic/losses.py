@@ -7,21 +7,30 @@ per class, only the pixels whose membership in that class is known, so a nuclei-
 the nucleus channel without pretending its cytoplasm is background.
 
 Jaccard (paper 001), Dice (004), class-weighted Dice + focal (002), cross-entropy.
+
+The target values import without torch (the readers and :mod:`napari_cervix.pseudo_labels` build
+targets with numpy only); torch is loaded when a loss first runs.
 """
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
+
+from ..geometry import NUCLEUS
+
+if TYPE_CHECKING:
+    import torch
 
 NOT_NUCLEUS = 254
 IGNORE = 255
-NUCLEUS = 2
 
 
 def allowed_classes(target: torch.Tensor, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(allowed, known): B×C×H×W floats. ``allowed`` = classes the pixel may be; ``known`` = whether
     membership in that class is determined for the pixel."""
+    import torch
+    import torch.nn.functional as F
+
     definite = target < classes
     onehot = F.one_hot(torch.where(definite, target, 0).long(), classes).permute(0, 3, 1, 2).float()
     onehot = onehot * definite[:, None]

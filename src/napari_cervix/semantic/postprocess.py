@@ -12,6 +12,8 @@ from scipy import ndimage
 from skimage.measure import label as connected_components
 from skimage.segmentation import watershed
 
+from ..geometry import NUCLEUS
+
 
 def cells_from_semantic(labels: np.ndarray, min_nucleus_area: int = 12) -> tuple[np.ndarray, np.ndarray]:
     """(cell_labels, nucleus_labels), both H×W int32 with matching ids (nucleus k lies in cell k).
@@ -19,7 +21,7 @@ def cells_from_semantic(labels: np.ndarray, min_nucleus_area: int = 12) -> tuple
     Foreground regions with no nucleus become cells of their own (ids after the seeded ones).
     """
     labels = np.asarray(labels)
-    nuclei = connected_components(labels == 2, connectivity=1)
+    nuclei = connected_components(labels == NUCLEUS, connectivity=1)
     if min_nucleus_area > 1:
         sizes = np.bincount(nuclei.ravel())
         small = sizes < min_nucleus_area
