@@ -1,0 +1,492 @@
+"""The slide pipeline: tissue tiles → the per-field pipeline → one table and one label pyramid per slide.
+
+:func:`analyze_slide` (the console form; ``napari-cervix analyze`` calls it) walks a slide's tissue in
+overlapping tiles of full resolution. Each tile runs the same functions as the widgets — instance
+segmentation, then measurement and classification of its cells — and **owns** the cells whose centroid
+lies in its core (the tile minus half the overlap on each inner side), so a cell seen by two tiles is kept
+once, whole, from the tile that saw it with the most context; the overlap must exceed a cell's diameter.
+
+Memory stays flat: a tile's pixels are read from the slide by whoever processes it (never sent through a
+scheduler), and each finished tile is written at once (``tiles/<index>.parquet`` with its cells' table,
+``tiles/<index>.npz`` with their cropped masks), atomically. Rerunning the same command skips finished
+tiles, so a killed run loses only the tiles in flight; cell ids are given at the end in tile order, so the
+final table equals an uninterrupted run's. An output folder made for another slide or other settings is
+refused. The slide is opened read-only.
+
+Tiles run in this process, or on a ``dask.distributed`` cluster: a ``LocalCluster`` on this machine
+(``workers=N``) or the user's own (``scheduler="tcp://host:port"`` or ``client=``). Each worker process
+opens the slide and loads the models once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Generator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .cli import Command
+from .io._atomic import atomic_path
+from .tiling import Tile, tile_grid
+
+RUN_FILE = "run.json"
+TILES = "tiles"
+LABELS = "labels.ome.zarr"
+LABEL_CHUNK = 1024
+
+
+class SlideOutputError(ValueError):
+    """An output folder that belongs to another slide or other settings."""
+
+
+@dataclass(frozen=True)
+class SlideSettings:
+    """Everything that decides a slide's results (a rerun must use the same, or a new output folder)."""
+
+    tile_size: int = 1024
+    overlap: int = 256
+    instance_model: str = "default"
+    classifier: str | None = "default"  # None: measurements only
+    score_threshold: float = 0.5
+    tta: int = 1  # test-time views per cell: 1 keeps a slide fast; the validated figures used 8
+    tissue_side: int = 2048
+
+
+@dataclass(frozen=True)
+class SlideProgress:
+    done: int
+    total: int
+    cells: int
+    seconds: float
+
+    @property
+    def eta_seconds(self) -> float | None:
+        return self.seconds / self.done * (self.total - self.done) if self.done else None
+
+
+@dataclass
+class SlideResult:
+    table: pd.DataFrame
+    out: Path
+    summary: dict = field(default_factory=dict)
+
+
+def tile_cores(tiles: list[Tile], shape) -> list[tuple[int, int, int, int]]:
+    """Each tile's core (y0, y1, x0, x1): its area up to the middle of the overlap with each neighbour.
+    The cores of a grid tile the image exactly, so each point belongs to exactly one core."""
+    height, width = int(shape[0]), int(shape[1])
+    ys = sorted({(t.y0, t.y1) for t in tiles})
+    xs = sorted({(t.x0, t.x1) for t in tiles})
+
+    def cuts(spans, size):
+        bounds = [0] + [(spans[i][1] + spans[i + 1][0]) // 2 for i in range(len(spans) - 1)] + [size]
+        return {span: (bounds[i], bounds[i + 1]) for i, span in enumerate(spans)}
+
+    row_cut, col_cut = cuts(ys, height), cuts(xs, width)
+    return [(*row_cut[(t.y0, t.y1)], *col_cut[(t.x0, t.x1)]) for t in tiles]
+
+
+# ----------------------------------------------------------------------------------------- one tile
+_open_slides: dict[str, object] = {}
+
+
+def _slide(path: str):
+    """The slide, opened once per process (workers reuse it for every tile)."""
+    from .io.slides import open_slide
+
+    if path not in _open_slides:
+        _open_slides[path] = open_slide(path)
+    return _open_slides[path]
+
+
+def analyze_tile(path: str, tile: Tile, core, settings: SlideSettings) -> dict:
+    """The cells a tile owns: their table (slide coordinates) and cropped cell and nucleus masks."""
+    from .cells.classify import classify_cells
+    from .cells.features import measure_cells
+    from .instances.inference import segment_instances
+
+    slide = _slide(path)
+    image = slide.read(0, tile.slices)
+    found = segment_instances(image, settings.instance_model, score_threshold=settings.score_threshold)
+    cells = found.cells
+    boxes = np.asarray(cells.boxes, np.int64).reshape(-1, 4)  # y0, x0, y1, x1 in tile pixels
+    centres = [_centroid(mask, box) for _, box, mask in cells]
+    cy0, cy1, cx0, cx1 = core
+    owned = [
+        i for i, (y, x) in enumerate(centres) if cy0 <= y + tile.y0 < cy1 and cx0 <= x + tile.x0 < cx1
+    ]  # fmt: skip
+    cells = cells.subset(np.asarray(owned, int))
+    if settings.classifier is None:
+        table = measure_cells(image, cells)
+    else:
+        table = classify_cells(image, cells, model=settings.classifier, tta=settings.tta)
+    offsets = {"centroid_y": tile.y0, "centroid_x": tile.x0, "bbox_y0": tile.y0, "bbox_y1": tile.y0}
+    offsets.update({"bbox_x0": tile.x0, "bbox_x1": tile.x0})
+    for column, offset in offsets.items():
+        if column in table.columns:
+            table[column] = table[column] + offset
+    table.insert(0, "tile_cell", table.pop("label").astype(np.int32))
+    boxes = np.asarray(cells.boxes, np.int64).reshape(-1, 4) + [tile.y0, tile.x0, tile.y0, tile.x0]
+    masks = [mask for _, _, mask in cells]
+    nuclei = list(cells.nuclei)
+    return {
+        "table": table,
+        "ids": np.asarray(cells.ids, np.int32),
+        "boxes": boxes,
+        "masks": masks,
+        "nucleus_boxes": np.asarray([b for b, _ in nuclei], np.int64).reshape(-1, 4) + [tile.y0, tile.x0] * 2,
+        "nucleus_masks": [m for _, m in nuclei],
+        "nucleus_cells": np.asarray(cells.nucleus_cell_ids, np.int32),
+    }
+
+
+def _centroid(mask: np.ndarray, box) -> tuple[float, float]:
+    rows, cols = np.nonzero(mask)
+    return float(rows.mean() + box[0]), float(cols.mean() + box[1])
+
+
+def _pack(masks: list[np.ndarray]) -> dict:
+    shapes = np.asarray([m.shape for m in masks], np.int64).reshape(-1, 2)
+    flat = np.concatenate([m.ravel() for m in masks]) if masks else np.zeros(0, bool)
+    return {"shapes": shapes, "bits": np.packbits(flat)}
+
+
+def _unpack(shapes: np.ndarray, bits: np.ndarray) -> list[np.ndarray]:
+    sizes = shapes.prod(axis=1)
+    flat = np.unpackbits(bits, count=int(sizes.sum())).astype(bool)
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    return [flat[starts[i] : starts[i + 1]].reshape(shapes[i]) for i in range(len(shapes))]
+
+
+def _write_tile(folder: Path, index: int, result: dict) -> None:
+    """Masks first, table last: the table's existence is what marks the tile as done."""
+    cells, nuclei = _pack(result["masks"]), _pack(result["nucleus_masks"])
+    with atomic_path(folder / f"{index:06d}.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(
+            fh,
+            ids=result["ids"],
+            boxes=result["boxes"],
+            shapes=cells["shapes"],
+            bits=cells["bits"],
+            nucleus_boxes=result["nucleus_boxes"],
+            nucleus_shapes=nuclei["shapes"],
+            nucleus_bits=nuclei["bits"],
+            nucleus_cells=result["nucleus_cells"],
+        )
+    with atomic_path(folder / f"{index:06d}.parquet") as tmp:
+        result["table"].to_parquet(tmp, index=False)
+
+
+# ---------------------------------------------------------------------------------------- the run
+def _fingerprint(slide, settings: SlideSettings) -> dict:
+    stat = slide.path.stat()
+    return {
+        "slide": str(slide.path.resolve()),
+        "slide_shape": list(slide.shape),
+        "slide_bytes": stat.st_size if slide.path.is_file() else None,
+        "settings": asdict(settings),
+    }
+
+
+def _claim(out: Path, fingerprint: dict) -> None:
+    run_file = out / RUN_FILE
+    if run_file.exists():
+        saved = json.loads(run_file.read_text())
+        if saved.get("fingerprint") != fingerprint:
+            differ = [k for k in fingerprint if saved.get("fingerprint", {}).get(k) != fingerprint[k]]
+            raise SlideOutputError(
+                f"{out} holds results of another run (different {', '.join(differ) or 'format'}); "
+                "choose a new output folder or delete that one"
+            )
+        return
+    if out.exists() and any(out.iterdir()):
+        raise SlideOutputError(f"{out} is not empty and is not a slide-analysis output folder; choose another")
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(run_file) as tmp:
+        tmp.write_text(json.dumps({"fingerprint": fingerprint, "napari_cervix": __version__}, indent=2))
+
+
+def analyze_slide_steps(
+    source,
+    out,
+    settings: SlideSettings | None = None,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    client=None,
+) -> Generator[SlideProgress, None, SlideResult]:
+    """Generator form of :func:`analyze_slide`: yields a :class:`SlideProgress` per finished tile."""
+    from .io.slides import open_slide
+    from .tissue import detect_tissue
+
+    settings = settings or SlideSettings()
+    started = time.perf_counter()
+    slide = open_slide(source)
+    out = Path(out)
+    _claim(out, _fingerprint(slide, settings))
+    tiles_dir = out / TILES
+    tiles_dir.mkdir(exist_ok=True)
+    tissue = detect_tissue(slide, settings.tissue_side)
+    grid = tile_grid(slide.shape, settings.tile_size, settings.overlap)
+    cores = tile_cores(grid, slide.shape)
+    todo = [i for i, t in enumerate(grid) if tissue.covers(t.y0, t.x0, t.y1, t.x1)]
+    pending = [i for i in todo if not (tiles_dir / f"{i:06d}.parquet").exists()]
+    done, cells = len(todo) - len(pending), 0
+    yield SlideProgress(done, len(todo), cells, time.perf_counter() - started)
+    path = str(slide.path)
+    for index, result in _run_tiles(path, grid, cores, pending, settings, workers, scheduler, client):
+        _write_tile(tiles_dir, index, result)
+        done, cells = done + 1, cells + len(result["table"])
+        yield SlideProgress(done, len(todo), cells, time.perf_counter() - started)
+    table = _collect(tiles_dir, todo, slide)
+    summary = {
+        "slide": slide.path.name,
+        "shape": list(slide.shape[:2]),
+        "pixel_size_um": slide.pixel_size_um,
+        "tiles": len(grid),
+        "tiles_with_tissue": len(todo),
+        "tissue_fraction": round(tissue.fraction, 4),
+        "skipped_fraction": round(1 - len(todo) / max(len(grid), 1), 4),
+        "cells": len(table),
+        "seconds_this_run": round(time.perf_counter() - started, 1),
+    }
+    if "predicted_class" in table.columns:
+        summary["per_class"] = {str(k): int(v) for k, v in table["predicted_class"].value_counts().items()}
+        summary["reviewable"] = int(table["reviewable"].sum())
+    with atomic_path(out / "cells.parquet") as tmp:
+        table.to_parquet(tmp, index=False)
+    write_label_pyramids(out / LABELS, slide, tiles_dir, todo, slide.pixel_size_um)
+    with atomic_path(out / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2))
+    return SlideResult(table, out, summary)
+
+
+def _run_tiles(path, grid, cores, pending, settings, workers, scheduler, client):
+    """(index, result) for each pending tile, as they finish: in this process or on a dask cluster."""
+    if client is None and scheduler is None and not workers:
+        for index in pending:
+            yield index, analyze_tile(path, grid[index], cores[index], settings)
+        return
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    own = None
+    if client is None:
+        if scheduler is not None:
+            own = client = Client(scheduler)
+        else:
+            cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True)
+            own = client = Client(cluster)
+    try:
+        futures = {
+            client.submit(analyze_tile, path, grid[i], cores[i], settings, key=f"tile-{i}-{time.time_ns()}"): i
+            for i in pending
+        }
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+            future.release()
+    finally:
+        if own is not None:
+            cluster = own.cluster
+            own.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def _collect(tiles_dir: Path, todo: list[int], slide) -> pd.DataFrame:
+    """The slide's table: tiles in grid order, cell ids 1..N in that order (independent of finishing order)."""
+    parts = [pd.read_parquet(tiles_dir / f"{i:06d}.parquet").assign(tile=i) for i in todo]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame({"label": pd.Series([], dtype=np.int64)})
+    table = pd.concat(parts, ignore_index=True)
+    table.insert(0, "label", np.arange(1, len(table) + 1))
+    if slide.pixel_size_um:
+        table["centroid_y_um"] = table["centroid_y"] * slide.pixel_size_um
+        table["centroid_x_um"] = table["centroid_x"] * slide.pixel_size_um
+    return table
+
+
+# ------------------------------------------------------------------------------------------ labels
+def _tile_masks(tiles_dir: Path, todo: list[int]):
+    """Per tile in grid order: (first global id, the tile's npz arrays, cell masks, nucleus masks)."""
+    next_id = 1
+    for index in todo:
+        with np.load(tiles_dir / f"{index:06d}.npz") as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        cells = _unpack(arrays["shapes"], arrays["bits"])
+        nuclei = _unpack(arrays["nucleus_shapes"], arrays["nucleus_bits"])
+        yield next_id, arrays, cells, nuclei
+        next_id += len(cells)
+
+
+def _paint_smallest_wins(target, box, mask, value: int, area: int, area_of: np.ndarray) -> None:
+    """Paint one object into a (zarr) label array: a pixel already held by a smaller object keeps it —
+    the same overlap rule as :meth:`~napari_cervix.cellset.CellSet.cell_labels`, independent of order."""
+    y0, x0, y1, x1 = (int(v) for v in box)
+    region = np.asarray(target[y0:y1, x0:x1])
+    held = region > 0
+    take = mask & (~held | (area_of[np.minimum(region, len(area_of) - 1)] > area))
+    if take.any():
+        region[take] = value
+        target[y0:y1, x0:x1] = region
+
+
+def write_label_pyramids(path: Path, slide, tiles_dir: Path, todo: list[int], pixel_size_um) -> None:
+    """Cell and nucleus labels (global cell ids; nuclei carry their cell's id) as a multiscale OME-Zarr
+    labels group, painted object by object and downsampled band by band: memory is one chunk row."""
+    import shutil
+
+    import zarr
+
+    from .io.slides import level_shapes
+
+    shape = tuple(slide.shape[:2])
+    total = sum(len(np.load(tiles_dir / f"{i:06d}.npz")["ids"]) for i in todo)
+    area_of = np.zeros(total + 2, np.int64)
+    scratch = path.with_name(path.name + ".partial")
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    root = zarr.open_group(str(scratch), mode="w")
+    names = ("cells", "nuclei")
+    levels = {
+        name: [root.create_array(f"{name}/0", shape=shape, chunks=(LABEL_CHUNK,) * 2, dtype=np.uint32, fill_value=0)]
+        for name in names
+    }
+    for first, arrays, cells, nuclei in _tile_masks(tiles_dir, todo):
+        local_to_global = {int(i): first + k for k, i in enumerate(arrays["ids"])}
+        for k, (box, mask) in enumerate(zip(arrays["boxes"], cells)):
+            area_of[first + k] = mask.sum()
+            _paint_smallest_wins(levels["cells"][0], box, mask, first + k, area_of[first + k], area_of)
+        for box, mask, owner in zip(arrays["nucleus_boxes"], nuclei, arrays["nucleus_cells"]):
+            value = local_to_global.get(int(owner), 0)
+            if value:  # a nucleus in no owned cell belongs to a cell another tile owns, or to none
+                _paint_smallest_wins(levels["nuclei"][0], box, mask, value, area_of[value], area_of)
+    shapes = level_shapes(shape, 512)
+    for name in names:
+        for k, level_shape in enumerate(shapes[1:], start=1):
+            level = root.create_array(f"{name}/{k}", shape=level_shape, chunks=(LABEL_CHUNK,) * 2, dtype=np.uint32)
+            previous = levels[name][-1]
+            for y0 in range(0, level_shape[0], LABEL_CHUNK):  # labels downsample by taking every 2nd pixel
+                rows = np.asarray(previous[2 * y0 : 2 * (y0 + LABEL_CHUNK) : 2, : 2 * level_shape[1] : 2])
+                level[y0 : y0 + rows.shape[0]] = rows
+            levels[name].append(level)
+        pixel = pixel_size_um or 1.0
+        unit = {"unit": "micrometer"} if pixel_size_um else {}
+        root[name].attrs["multiscales"] = [
+            {
+                "version": "0.4",
+                "name": name,
+                "axes": [{"name": a, "type": "space", **unit} for a in "yx"],
+                "datasets": [
+                    {"path": str(k), "coordinateTransformations": [{"type": "scale", "scale": [pixel * 2**k] * 2}]}
+                    for k in range(len(shapes))
+                ],
+            }
+        ]
+        root[name].attrs["image-label"] = {"version": "0.4", "source": {"image": str(slide.path)}}
+    root.attrs["labels"] = list(names)
+    if path.exists():
+        shutil.rmtree(path)
+    scratch.rename(path)  # the finished pyramid appears under its name at once
+
+
+def analyze_slide(
+    source,
+    out,
+    settings: SlideSettings | None = None,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    client=None,
+    progress: Callable[[SlideProgress], None] | None = None,
+) -> SlideResult:
+    """Analyze a whole slide (a file :func:`~napari_cervix.io.slides.open_slide` reads) into ``out``.
+
+    ``settings``: tile size, overlap, models (see :class:`SlideSettings`). ``workers``: run tiles on a
+    ``LocalCluster`` of that many single-threaded worker processes; ``scheduler`` / ``client``: on an
+    existing dask cluster. Returns the per-cell table (also ``out/cells.parquet``) and the summary
+    (``out/summary.json``). Rerunning with the same arguments resumes.
+    """
+    from .tiling import run_to_end
+
+    return run_to_end(
+        analyze_slide_steps(source, out, settings, workers=workers, scheduler=scheduler, client=client), progress
+    )
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def _add_arguments(p) -> None:
+    p.add_argument("slides", nargs="+", help="slide files (pyramidal TIFF/OME-TIFF/SVS, OME-Zarr, vendor) or folders")
+    p.add_argument("--out", required=True, help="output folder (one subfolder per slide when several are given)")
+    defaults = SlideSettings()
+    p.add_argument("--tile-size", type=int, default=defaults.tile_size)
+    p.add_argument("--overlap", type=int, default=defaults.overlap, help="must exceed a cell's diameter (px)")
+    p.add_argument("--instance-model", default=defaults.instance_model)
+    p.add_argument("--classifier", default=defaults.classifier, help="'none' for measurements only")
+    p.add_argument("--score-threshold", type=float, default=defaults.score_threshold)
+    p.add_argument("--tta", type=int, default=defaults.tta, help="test-time views per cell (1-8)")
+    p.add_argument("--workers", type=int, help="run tiles on a local dask cluster of N worker processes")
+    p.add_argument("--scheduler", help="address of an existing dask scheduler, e.g. tcp://host:8786")
+    p.add_argument("--csv", action="store_true", help="also write cells.csv")
+
+
+def _slide_sources(names) -> list[Path]:
+    from .io.slides import slide_format
+
+    sources = []
+    for name in map(Path, names):
+        if name.is_dir() and slide_format(name) is None:
+            sources += sorted(p for p in name.iterdir() if slide_format(p) is not None)
+        else:
+            sources.append(name)
+    return sources
+
+
+def _run(args) -> int:
+    import sys
+
+    from .io.slides import SlideError
+
+    settings = SlideSettings(
+        tile_size=args.tile_size,
+        overlap=args.overlap,
+        instance_model=args.instance_model,
+        classifier=None if str(args.classifier).lower() == "none" else args.classifier,
+        score_threshold=args.score_threshold,
+        tta=args.tta,
+    )
+    sources = _slide_sources(args.slides)
+    if not sources:
+        print("error: no slide files found", file=sys.stderr)
+        return 2
+    status = 0
+    for source in sources:
+        out = Path(args.out) if len(sources) == 1 else Path(args.out) / source.name.split(".")[0]
+
+        def report(step: SlideProgress, name=source.name) -> None:
+            eta = f", about {step.eta_seconds / 60:.1f} min left" if step.eta_seconds is not None else ""
+            print(f"\r{name}: {step.done}/{step.total} tiles, {step.cells} cells{eta}   ", end="", file=sys.stderr)
+
+        try:
+            result = analyze_slide(
+                source, out, settings, workers=args.workers, scheduler=args.scheduler, progress=report
+            )
+        except (SlideError, SlideOutputError, OSError) as err:
+            print(f"\nerror: {source}: {err}", file=sys.stderr)
+            status = 1
+            continue
+        if args.csv:
+            with atomic_path(out / "cells.csv") as tmp:
+                result.table.to_csv(tmp, index=False)
+        print(f"\n{json.dumps(result.summary)}")
+    return status
+
+
+COMMANDS = [
+    Command("analyze", None, "analyze whole slides: cells, classes, table, label pyramid", _add_arguments, _run)
+]
