@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .classes import BETHESDA_CLASSES, HERLEV_CLASSES
 from .io.slides import read_region
 
 DECISIONS = ("accept", "reject")
@@ -31,19 +32,7 @@ SCORE_COLUMNS = ("p_abnormal", "p_reviewable")  # the first present ranks the ga
 CLASS_COLUMNS = ("bethesda_class", "predicted_class")
 ID_COLUMNS = ("label", "cell_id")
 #: Classes from least to most severe, per vocabulary; the most severe finding is read off these.
-SEVERITY = (
-    ("NILM", "ASC-US", "LSIL", "ASC-H", "HSIL", "SCC"),
-    ("benign", "L-SIL", "H-SIL"),
-    (
-        "normal_superficiel",
-        "normal_intermediate",
-        "normal_columnar",
-        "light_dysplastic",
-        "moderate_dysplastic",
-        "severe_dysplastic",
-        "carcinoma_in_situ",
-    ),
-)
+SEVERITY = (("NILM", "ASC-US", "LSIL", "ASC-H", "HSIL", "SCC"), BETHESDA_CLASSES, HERLEV_CLASSES)
 #: The Bethesda System's minimum squamous cellularity for an adequate specimen (estimates, not a count).
 ADEQUACY_MINIMUM = {"conventional": 8000, "liquid-based": 5000}
 
