@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "reference_outputs.npz"
-SEMANTIC_MODELS = ("unet-mobilenet_v2", "residual-se-unet", "2se-unet")
+SEMANTIC_MODELS = ("unet-mobilenet_v2", "unet-mobilenet_v2-rgb", "residual-se-unet", "2se-unet")
 INSTANCE_MODELS = ("imbmdcr-lite",)
 CLASSIFIERS = (
     "classifier-ld-resnet-gray",

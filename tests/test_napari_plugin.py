@@ -36,7 +36,7 @@ def test_sample_data_opens_in_viewer(make_napari_viewer):
 
 
 @pytest.mark.parametrize(
-    "display_name", ["Segment nucleus and cytoplasm", "Segment overlapping cells", "Classify cells"]
+    "display_name", ["Segment nucleus and cytoplasm", "Segment overlapping cells", "Classify cells", "Review cells"]
 )
 def test_every_widget_docks(make_napari_viewer, display_name):
     viewer = make_napari_viewer()
