@@ -85,3 +85,39 @@ def test_decisions_come_back_after_closing_and_reopening(reviewed_viewer, qtbot,
     model_columns = ["label", "predicted_class", "p_reviewable"]
     pd.testing.assert_frame_equal(features[model_columns], original[model_columns])
     assert "2 reviewed" in reopened.summary.value
+
+
+def test_slide_results_open_as_multiscale_slide_and_cell_points(make_napari_viewer, qtbot, tmp_path):
+    import json
+
+    from napari_cervix._widgets.review import ReviewWidget
+    from napari_cervix.io.slides import write_ome_tiff
+
+    image = np.zeros((2048, 1536, 3), np.uint8)
+    image[:] = 230
+    slide = write_ome_tiff(tmp_path / "slide.ome.tif", image, pixel_size_um=0.5)
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "run.json").write_text(json.dumps({"fingerprint": {"slide": str(slide)}}))
+    table = pd.DataFrame(
+        {
+            "label": [1, 2, 3],
+            "centroid_y": [100.0, 1500.0, 900.0],
+            "centroid_x": [200.0, 1200.0, 50.0],
+            "predicted_class": ["NILM", "HSIL", "LSIL"],
+            "p_reviewable": [0.1, 0.9, 0.5],
+        }
+    )
+    table.to_parquet(out / "cells.parquet")
+    viewer = make_napari_viewer()
+    widget = ReviewWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.results_folder.value = out
+    widget.open_results()
+    qtbot.waitUntil(lambda: widget.gallery.count() == 3, timeout=30_000)
+    assert viewer.layers["slide.ome.tif"].multiscale
+    points = viewer.layers["slide.ome.tif cells"]
+    assert list(points.features["label"]) == [1, 2, 3]
+    assert widget.decisions_file.value == out / "review.jsonl"
+    widget.go_to(0)  # the most suspicious: cell 2
+    np.testing.assert_allclose(viewer.camera.center[-2:], (750.0, 600.0))

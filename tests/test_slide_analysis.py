@@ -123,3 +123,10 @@ def test_cli_on_a_finished_run_resumes_and_prints_the_summary(slide_path, refere
     assert summary["cells"] == len(reference.table)
     assert len(pd.read_csv(reference.out / "cells.csv")) == len(reference.table)
     assert main(["analyze", str(slide_path), "--out", str(reference.out), "--tile-size", "512"]) == 1
+
+
+def test_results_layers_refuse_a_folder_that_is_not_a_finished_run(tmp_path):
+    from napari_cervix.slide_analysis import results_layers
+
+    with pytest.raises(SlideOutputError, match="not a finished slide-analysis folder"):
+        results_layers(tmp_path)

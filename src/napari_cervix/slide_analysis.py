@@ -490,3 +490,38 @@ def _run(args) -> int:
 COMMANDS = [
     Command("analyze", None, "analyze whole slides: cells, classes, table, label pyramid", _add_arguments, _run)
 ]
+
+
+# ---------------------------------------------------------------------------------------- results
+def open_results(out) -> tuple:
+    """(slide, table) of a finished slide-analysis folder: the slide it was made from (opened lazily, from
+    ``run.json``) and ``cells.parquet``."""
+    from .io.slides import open_slide
+
+    out = Path(out)
+    if not (out / RUN_FILE).exists() or not (out / "cells.parquet").exists():
+        raise SlideOutputError(f"{out} is not a finished slide-analysis folder (no {RUN_FILE} / cells.parquet)")
+    fingerprint = json.loads((out / RUN_FILE).read_text())["fingerprint"]
+    return open_slide(fingerprint["slide"]), pd.read_parquet(out / "cells.parquet")
+
+
+def results_layers(out) -> list[tuple]:
+    """napari layer tuples for a slide-analysis folder: the slide (multiscale) and a Points layer of cell
+    centroids carrying the table as ``features`` (colored by predicted class), both in µm when known."""
+    from ._slide_reader import slide_layer
+
+    slide, table = open_results(out)
+    image = slide_layer(slide)
+    scale = image[1].get("scale", (1.0, 1.0))
+    points = table[["centroid_y", "centroid_x"]].to_numpy(np.float64)
+    kwargs = {
+        "name": f"{slide.path.name} cells",
+        "features": table,
+        "size": 12,
+        "scale": scale,
+        "border_width": 0,
+        "metadata": {"results_path": str(Path(out)), "slide_path": str(slide.path)},
+    }
+    if "predicted_class" in table.columns and len(table):
+        kwargs["face_color"] = "predicted_class"
+    return [image, (points, kwargs, "points")]

@@ -81,6 +81,8 @@ class ReviewWidget(Container):
         self.page_number = SpinBox(label="page", value=1, min=1, max=1)
         self.decisions_file = FileEdit(label="decisions file", mode="w", filter="*.jsonl")
         self.load_button = PushButton(text="Load gallery")
+        self.results_folder = FileEdit(label="slide results", mode="d")
+        self.open_results_button = PushButton(text="Open slide results")
         self.report_path = FileEdit(label="report", mode="w", filter="*.html")
         self.report_button = PushButton(text="Write report")
         self.summary = Label(value="")
@@ -91,6 +93,8 @@ class ReviewWidget(Container):
         self.gallery.setMinimumHeight(3 * (THUMBNAIL + 40))
         self.extend(
             [
+                self.results_folder,
+                self.open_results_button,
                 self.image,
                 self.cells,
                 self.decisions_file,
@@ -103,6 +107,7 @@ class ReviewWidget(Container):
         self.native.layout().addWidget(self.gallery)
         self.extend([self.summary, self.report_path, self.report_button])
         self.load_button.changed.connect(self.load)
+        self.open_results_button.changed.connect(self.open_results)
         self.classes.changed.connect(lambda *_: self.load())
         self.page_number.changed.connect(lambda *_: self.show_page())
         self.page_size.changed.connect(lambda *_: self.show_page())
@@ -119,6 +124,22 @@ class ReviewWidget(Container):
         for digit, name in enumerate(BETHESDA_KEYS, start=1):
             keys[getattr(Qt.Key, f"Key_{digit}")] = lambda name=name: self.decide("accept", name)
         self.gallery.keys = keys
+
+    def open_results(self, *_):
+        """Add a slide-analysis folder's slide (multiscale) and cell points, then load their gallery."""
+        from ..slide_analysis import SlideOutputError, results_layers
+
+        folder = str(self.results_folder.value)
+        try:
+            (image, image_kwargs, _), (points, points_kwargs, _) = results_layers(folder)
+        except (SlideOutputError, OSError, ValueError) as err:
+            show_error(f"Review: {err}")
+            return
+        image_layer = self._viewer.add_image(image, **image_kwargs)
+        cells_layer = self._viewer.add_points(points, **points_kwargs)
+        self.image.value, self.cells.value = image_layer, cells_layer
+        self.decisions_file.value = default_decisions_file(cells_layer)
+        self.load()
 
     def table(self):
         layer = self.cells.value
