@@ -22,6 +22,7 @@ from napari_cervix.review import (
     summarize,
     thumbnail,
     thumbnails,
+    triage,
     with_decisions,
 )
 
@@ -146,6 +147,9 @@ def test_summary_counts_most_severe_and_adequacy():
     assert summary["most_severe_confirmed"] == "SCC" and summary["reviewed"] == 2 and summary["rejected"] == 1
     assert summary["adequacy_estimate"]["minimum"] == 5000 and not summary["adequacy_estimate"]["adequate"]
     assert most_severe(["NILM", "ASC-US", "LSIL"]) == "LSIL" and most_severe(["NILM"]) is None
+    assert summary["triage_confirmed"] == "high-grade suspicious"
+    assert triage(["NILM", "LSIL"]) == "abnormal suspicious" and triage(["NILM", "normal_columnar"]) == "negative"
+    assert triage(["benign", "H-SIL"]) == "high-grade suspicious" and triage([]) == "negative"
     with pytest.raises(ReviewError, match="preparation"):
         summarize(table, preparation="smear")
 

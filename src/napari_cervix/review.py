@@ -200,6 +200,25 @@ def most_severe(names) -> str | None:
     return max(ranked)[1] if ranked else None
 
 
+#: Classes that make a slide "high-grade suspicious" (Bethesda ASC-H and above, or their Herlev equivalents).
+HIGH_GRADE = {"ASC-H", "HSIL", "SCC", "H-SIL", "moderate_dysplastic", "severe_dysplastic", "carcinoma_in_situ"}
+
+
+def triage(names) -> str:
+    """The field's or slide's triage from the classes of its flagged (or confirmed) cells: "high-grade
+    suspicious" if any is ASC-H or worse, "abnormal suspicious" if any other is abnormal, else "negative"."""
+    names = [str(n) for n in names if n is not None]
+    if any(n in HIGH_GRADE for n in names):
+        return "high-grade suspicious"
+    if any(severity(n)[1] > 0 and not n.startswith("normal_") for n in names):
+        return "abnormal suspicious"
+    return "negative"
+
+
+def reviewable_rows(table: pd.DataFrame) -> np.ndarray:
+    return table["reviewable"].fillna(False).astype(bool).to_numpy()
+
+
 def summarize(table: pd.DataFrame, *, preparation: str = "conventional", squamous_column: str | None = None) -> dict:
     """Counts per predicted and reviewed class, reviewable count, most severe finding, adequacy estimate.
 
@@ -224,6 +243,8 @@ def summarize(table: pd.DataFrame, *, preparation: str = "conventional", squamou
         "rejected": int((decisions == "reject").sum()),
         "most_severe_predicted": most_severe(predicted),
         "most_severe_confirmed": most_severe(confirmed),
+        "triage_predicted": triage(predicted[reviewable_rows(table)] if "reviewable" in table.columns else predicted),
+        "triage_confirmed": triage(confirmed) if len(decisions.dropna()) else "not reviewed",
         "adequacy_estimate": {
             "squamous_cells": squamous,
             "counted_from": squamous_column or "all detected cells",

@@ -283,6 +283,7 @@ class ReviewWidget(Container):
             f"{facts['cells']} cells, {facts['reviewable'] or 0} reviewable, {facts['reviewed']} reviewed\n"
             f"most severe: predicted {facts['most_severe_predicted'] or '–'}, "
             f"confirmed {facts['most_severe_confirmed'] or '–'}\n"
+            f"triage: {facts['triage_predicted']} (model), {facts['triage_confirmed']} (reviewer)\n"
             f"adequacy (estimate): {facts['adequacy_estimate']['squamous_cells']} of "
             f"{facts['adequacy_estimate']['minimum']} squamous cells"
         )
