@@ -98,7 +98,8 @@ def test_slide_results_open_as_multiscale_slide_and_cell_points(make_napari_view
     slide = write_ome_tiff(tmp_path / "slide.ome.tif", image, pixel_size_um=0.5)
     out = tmp_path / "results"
     out.mkdir()
-    (out / "run.json").write_text(json.dumps({"fingerprint": {"slide": str(slide)}}))
+    settings = {"instance_model": "imbmdcr-lite", "classifier": "default"}
+    (out / "run.json").write_text(json.dumps({"fingerprint": {"slide": str(slide), "settings": settings}}))
     table = pd.DataFrame(
         {
             "label": [1, 2, 3],
@@ -121,3 +122,6 @@ def test_slide_results_open_as_multiscale_slide_and_cell_points(make_napari_view
     assert widget.decisions_file.value == out / "review.jsonl"
     widget.go_to(0)  # the most suspicious: cell 2
     np.testing.assert_allclose(viewer.camera.center[-2:], (750.0, 600.0))
+    widget.report_path.value = tmp_path / "report.html"
+    widget.write_report()
+    assert "imbmdcr-lite" in (tmp_path / "report.html").read_text()

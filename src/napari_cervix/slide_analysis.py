@@ -502,7 +502,10 @@ def open_results(out) -> tuple:
     if not (out / RUN_FILE).exists() or not (out / "cells.parquet").exists():
         raise SlideOutputError(f"{out} is not a finished slide-analysis folder (no {RUN_FILE} / cells.parquet)")
     fingerprint = json.loads((out / RUN_FILE).read_text())["fingerprint"]
-    return open_slide(fingerprint["slide"]), pd.read_parquet(out / "cells.parquet")
+    table = pd.read_parquet(out / "cells.parquet")
+    settings = fingerprint.get("settings", {})
+    table.attrs["models"] = {k: str(settings[k]) for k in ("instance_model", "classifier") if k in settings}
+    return open_slide(fingerprint["slide"]), table
 
 
 def results_layers(out) -> list[tuple]:
@@ -520,7 +523,7 @@ def results_layers(out) -> list[tuple]:
         "size": 12,
         "scale": scale,
         "border_width": 0,
-        "metadata": {"results_path": str(Path(out)), "slide_path": str(slide.path)},
+        "metadata": {"results_path": str(Path(out)), "slide_path": str(slide.path), "models": table.attrs["models"]},
     }
     if "predicted_class" in table.columns and len(table):
         kwargs["face_color"] = "predicted_class"

@@ -302,7 +302,8 @@ class ReviewWidget(Container):
         cells = table.iloc[cell_rows(table)]
         data = image_layer.data[0] if image_layer.multiscale else plane_of(image_layer, self._viewer)
         try:
-            html_path, _ = review_report(cells, data, path, image_name=image_layer.name)
+            models = self.cells.value.metadata.get("models")  # slide results know the models that made them
+            html_path, _ = review_report(cells, data, path, image_name=image_layer.name, models=models)
         except OSError as err:
             show_error(f"Review: the report was not written: {err}")
             return
