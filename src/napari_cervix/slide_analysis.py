@@ -260,7 +260,7 @@ def analyze_slide_steps(
         summary["reviewable"] = int(table["reviewable"].sum())
     with atomic_path(out / "cells.parquet") as tmp:
         table.to_parquet(tmp, index=False)
-    write_label_pyramids(out / LABELS, slide, tiles_dir, todo, slide.pixel_size_um)
+    write_label_pyramids(out / LABELS, slide, tiles_dir, todo, slide.pixel_size_um, n_cells=len(table))
     with atomic_path(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
     return SlideResult(table, out, summary)
@@ -336,7 +336,7 @@ def _paint_smallest_wins(target, box, mask, value: int, area: int, area_of: np.n
         target[y0:y1, x0:x1] = region
 
 
-def write_label_pyramids(path: Path, slide, tiles_dir: Path, todo: list[int], pixel_size_um) -> None:
+def write_label_pyramids(path: Path, slide, tiles_dir: Path, todo: list[int], pixel_size_um, n_cells: int) -> None:
     """Cell and nucleus labels (global cell ids; nuclei carry their cell's id) as a multiscale OME-Zarr
     labels group, painted object by object and downsampled band by band: memory is one chunk row."""
     import shutil
@@ -346,8 +346,7 @@ def write_label_pyramids(path: Path, slide, tiles_dir: Path, todo: list[int], pi
     from .io.slides import level_shapes
 
     shape = tuple(slide.shape[:2])
-    total = sum(len(np.load(tiles_dir / f"{i:06d}.npz")["ids"]) for i in todo)
-    area_of = np.zeros(total + 2, np.int64)
+    area_of = np.zeros(n_cells + 2, np.int64)  # by global id; the table has one row per owned cell
     scratch = path.with_name(path.name + ".partial")
     if scratch.exists():
         shutil.rmtree(scratch)

@@ -262,12 +262,16 @@ class ReviewWidget(Container):
         table = layer.features
         cell = int(table.iloc[row][review.id_column(table)])
         try:
-            self.log().record(cell, decision, reviewed_class)
+            entry = self.log().record(cell, decision, reviewed_class)
         except OSError as err:
             show_error(f"Review: the decision was not saved: {err}")
             return
-        layer.features = review.with_decisions(table, self.log().load())
-        record = layer.features.iloc[row]
+        # The log is the record; the table shows it. Only this row changes: no re-reading of the whole log.
+        features = table.copy()
+        for column, value in zip(review.REVIEW_COLUMNS, (entry.decision, entry.reviewed_class, entry.reviewed_at)):
+            features.iloc[row, features.columns.get_loc(column)] = value
+        layer.features = features
+        record = features.iloc[row]
         ids, classes, scores = (f(table) for f in (review.id_column, review.class_column, review.score_column))
         self.gallery.item(index).setText(self._caption(record, ids, classes, scores))
         self._update_summary()
