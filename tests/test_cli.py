@@ -126,3 +126,38 @@ def test_demo_writes_labels_table_and_overlay(tmp_path, capsys):
     cells = tifffile.imread(tmp_path / "cells.tif")
     assert cells.shape == tifffile.imread(tmp_path / "smear.tif").shape[:2]
     assert summary["semantic_vs_truth"]["mIoU"] > 0.6
+
+
+@pytest.mark.parametrize("backend", ["torch", "mmdet"])
+def test_instance_commands_run_the_backend_asked_for(backend, tmp_path, capsys):
+    from napari_cervix.instances.model import InstancesUnavailable, require_backend
+
+    try:
+        require_backend(backend)
+    except InstancesUnavailable as err:
+        pytest.skip(f"the {backend} backend cannot run here: {err}")
+    sample = generate_smear((256, 256), n_cells=4, seed=4)
+    sample.name = "field"
+    tifffile.imwrite(tmp_path / "field.tif", sample.image)
+    capsys.readouterr()
+    assert (
+        main(["segment", "instances", str(tmp_path / "field.tif"), "--out", str(tmp_path), "--backend", backend]) == 0
+    )
+    assert f"on the {backend} backend" in capsys.readouterr().out
+    labels = tifffile.imread(tmp_path / "field_cell_labels.tif")
+    assert labels.shape == (256, 256) and labels.max() >= 1
+    coco = write_coco([sample], tmp_path / "gt" / "coco.json")
+    evaluate = ["evaluate", "instances", "--dataset", f"coco:{coco}", "--split", "all", "--json"]
+    assert main(evaluate + ["--backend", backend]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["backend"] == backend and report["n_images"] == 1
+
+
+@pytest.mark.parametrize(
+    "command", [["segment", "instances", "a.tif", "--out", "o"], ["evaluate", "instances", "--dataset", "coco:x.json"]]
+)
+def test_an_unknown_instance_backend_is_refused_by_the_parser(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--backend", "tensorrt"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'tensorrt'" in capsys.readouterr().err

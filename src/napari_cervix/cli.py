@@ -1,4 +1,4 @@
-"""``napari-cervix`` command line: demo | segment | classify | evaluate | train.
+"""``napari-cervix`` command line: demo | segment | classify | evaluate | train | analyze | report | export.
 
 Each capability contributes its sub-commands through a light ``commands`` module (no torch/mmdet at
 import time) listing :class:`Command` objects; this file only assembles the parser, so the CLI calls
@@ -21,6 +21,7 @@ VERBS = {
     "train": "train a model on a dataset",
     "analyze": "analyze whole slides or folders of slides (resumable; dask for scale-out)",
     "report": "write an HTML + CSV review report of a cell table",
+    "export": "export models for use outside napari (bioimage.io packages)",
 }
 COMMAND_MODULES = (
     "napari_cervix.demo",
@@ -29,6 +30,7 @@ COMMAND_MODULES = (
     "napari_cervix.cells.commands",
     "napari_cervix.slide_analysis",
     "napari_cervix.report",
+    "napari_cervix.export.commands",
 )
 
 

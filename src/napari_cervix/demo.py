@@ -3,8 +3,8 @@
 Writes into ``--out``: the input image, a semantic labels image, a cell labels image, a per-cell CSV
 table and an overlay PNG, and prints a short summary (with scores against the smear's exact ground
 truth). Every capability that is installed runs: semantic segmentation, instance segmentation (when
-mmdet/mmcv and instance weights are available; otherwise cells come from the semantic labels by a
-nucleus-seeded watershed), per-cell measurements and classification.
+instance weights are available: torch + torchvision suffice; otherwise cells come from the semantic
+labels by a nucleus-seeded watershed), per-cell measurements and classification.
 """
 
 from __future__ import annotations
@@ -53,13 +53,13 @@ def _overlay(image: np.ndarray, cells, semantic: np.ndarray) -> np.ndarray:
 
 
 def _instances_unavailable_reason() -> str | None:
-    """None when instance segmentation can run here, else why not (mmdet/mmcv ops or weights missing)."""
+    """None when instance segmentation can run here, else why not (torchvision or weights missing)."""
     from .registry import RegistryError, default_model
 
     try:
-        from .instances.model import require_mmdet
+        from .instances.model import require_backend
 
-        require_mmdet()
+        require_backend("auto")  # the torch path: no mmdet/mmcv needed
         default_model("instances")
     except (ImportError, RuntimeError, RegistryError) as err:
         return str(err)
@@ -100,7 +100,10 @@ def run_demo(out: str | Path, log=print) -> dict:
         summary["instances_seconds"] = round(time.perf_counter() - t0, 2)
         cell_set, nuclei = result.cells, result.nucleus_labels()
         cell_labels = result.cell_labels()
-        summary["cells_from"] = "instance model (overlapping cells kept in the table)"
+        summary["cells_from"] = (
+            f"instance model {result.meta['model']} on the {result.meta['backend']} backend "
+            "(overlapping cells kept in the table)"
+        )
     else:
         cell_labels, nuclei = cells_from_semantic(semantic)
         summary["cells_from"] = f"semantic labels + nucleus-seeded watershed (instance model not available: {reason})"

@@ -13,6 +13,18 @@ from pathlib import Path
 from ..cli import Command
 
 
+def _add_backend(p: argparse.ArgumentParser) -> None:
+    from .model import BACKENDS  # numpy only, like the parser's other imports
+
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="what runs the network: 'torch' (torch + torchvision only), 'mmdet' (MMDetection + mmcv's "
+        "compiled ops), or 'auto' (default: torch; both give the same detections)",
+    )
+
+
 def _add_segment(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", help="image files (tif/png/jpg), gray or RGB, any size")
     p.add_argument(
@@ -27,6 +39,7 @@ def _add_segment(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-detections", type=int, default=100, help="per tile (network pass)")
     p.add_argument("--tile-size", type=int, default=512)
     p.add_argument("--overlap", type=int, default=128)
+    _add_backend(p)
 
 
 def _run_segment(args) -> int:
@@ -39,7 +52,7 @@ def _run_segment(args) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    detector = load_detector(args.model)  # once for every image
+    detector = load_detector(args.model, backend=args.backend)  # once for every image
     for name in args.images:
         image = read_image(name)
         result = segment_instances(
@@ -59,7 +72,10 @@ def _run_segment(args) -> int:
             f"{i},{s:.4f},{a},{nuclei_per_cell[i]}" for i, s, a in zip(result.cell_ids, result.scores, result.areas)
         ]
         Path(f"{stem}_cells.csv").write_text("\n".join(lines) + "\n")
-        print(f"{name} -> {stem}_*.tif: {len(result)} cells, {len(result.nuclei)} nuclei")
+        print(
+            f"{name} -> {stem}_*.tif: {len(result)} cells, {len(result.nuclei)} nuclei "
+            f"({result.meta['model']} on the {result.meta['backend']} backend)"
+        )
     return 0
 
 
@@ -80,15 +96,18 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--score-threshold", type=float, default=0.05)
     p.add_argument("--tile-size", type=int, default=512)
     p.add_argument("--overlap", type=int, default=128)
+    _add_backend(p)
     p.add_argument("--json", action="store_true", help="print only the JSON result")
 
 
 def _run_evaluate(args) -> int:
     from .evaluate import evaluate_instances
+    from .model import load_detector
 
     quiet = args.json
+    detector = load_detector(args.model, backend=args.backend)
     result = evaluate_instances(
-        args.model,
+        detector,
         args.dataset,
         split=args.split,
         score_threshold=args.score_threshold,
@@ -96,6 +115,7 @@ def _run_evaluate(args) -> int:
         overlap=args.overlap,
         log=(lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr)),
     )
+    result["backend"] = detector.backend
     print(json.dumps(result, indent=None if quiet else 2))
     return 0
 

@@ -193,6 +193,7 @@ def segment_instances_steps(
     tile_size: int = 512,
     overlap: int = 128,
     device: str = "cpu",
+    backend: str = "auto",
 ) -> Generator[TileProgress, None, InstanceResult]:
     """Generator form of :func:`segment_instances`: yields a :class:`TileProgress` per tile (for
     progress bars and cancelling between tiles) and returns the :class:`InstanceResult`.
@@ -202,7 +203,9 @@ def segment_instances_steps(
     below it are dropped. ``max_detections``: at most this many detections (cells + nuclei) per network
     pass, i.e. per tile. ``tile_size``/``overlap``: tiling of images larger than one tile (use the
     model's training size, 512, for best results); tiles smaller than the network's minimum are padded.
-    Gray or color (converted to luminance), 8/16-bit or float images are accepted.
+    Gray or color (converted to luminance), 8/16-bit or float images are accepted. ``backend``:
+    ``"auto"`` (torch + torchvision), ``"torch"`` or ``"mmdet"``; both give the same detections (see
+    :mod:`napari_cervix.instances.model`).
     """
     from .model import load_detector, prepare_gray
 
@@ -211,7 +214,7 @@ def segment_instances_steps(
     if int(max_detections) < 1:
         raise ValueError(f"max_detections must be at least 1; got {max_detections}")
     gray = prepare_gray(image)  # validates shape/dtype, one normalization for every tile
-    detector = load_detector(model, device=device)
+    detector = load_detector(model, device=device, backend=backend)
     tiles = tile_grid(gray.shape, int(tile_size), int(overlap))
     merger = _Merger(gray.shape)
     # The network's own score floor stays low (0.05) so near-threshold parts of a cell cut by a tile
@@ -230,6 +233,7 @@ def segment_instances_steps(
         meta={
             "model": detector.meta.get("name") or detector.meta.get("architecture"),
             "architecture": detector.meta.get("architecture"),
+            "backend": detector.backend,
             "tiles": len(tiles),
             "tile_size": int(tile_size),
             "overlap": int(overlap),
@@ -248,9 +252,11 @@ def segment_instances(
     overlap: int = 128,
     device: str = "cpu",
     progress=None,
+    backend: str = "auto",
 ) -> InstanceResult:
     """Every cell and nucleus of ``image`` as its own mask, overlaps intact (see
     :func:`segment_instances_steps` for the options). ``progress``: optional callback per tile."""
     return run_to_end(
-        segment_instances_steps(image, model, score_threshold, max_detections, tile_size, overlap, device), progress
+        segment_instances_steps(image, model, score_threshold, max_detections, tile_size, overlap, device, backend),
+        progress,
     )

@@ -1,8 +1,15 @@
 """Build, save and load IMBMDCR-Net detectors; run one network pass on one image tile.
 
-The only place (with :mod:`.modules`, :mod:`.train`) where torch, mmengine, mmcv and mmdet are
-imported — and only inside functions, so ``import napari_cervix.instances`` stays light and the rest of
-the plugin works without them.
+Two backends run the same weights: ``"mmdet"`` (MMDetection 3.3 + mmcv with its compiled ops: how the
+model is defined and trained) and ``"torch"`` (:mod:`.portable`: torch + torchvision only, the same
+detections; what a plain ``pip install`` can run). ``backend="auto"`` (the default) takes the torch path:
+it needs nothing beyond the plugin's own dependencies, is faster on CPU, and gives the same results
+whichever extras are installed; mmdet is used only when asked for, or for a config the torch backend
+does not implement (when mmdet is importable).
+
+The only place (with :mod:`.modules`, :mod:`.train`, :mod:`.portable`) where torch, mmengine, mmcv and
+mmdet are imported — and only inside functions, so ``import napari_cervix.instances`` stays light and the
+rest of the plugin works without them.
 
 Shipped and user weights are plain state dicts in safetensors (:func:`napari_cervix.registry.save_weights`)
 whose metadata holds the whole model config, so a file is self-describing: loading rebuilds exactly the
@@ -14,7 +21,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -30,10 +37,12 @@ PRESETS = {kind.preset: kind.config_file for kind in _PRESET_KINDS}  # preset �
 ARCHITECTURE = {kind.preset: kind.name for kind in _PRESET_KINDS}  # preset → the kind its weights name
 STOCK_CONFIG = "cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py"  # mmdet's own, for the benchmark
 MIN_INPUT = 64  # smaller tiles are padded: the backbone downsamples 32× and P6 64×
+BACKENDS = ("auto", "torch", "mmdet")
 
 
 class InstancesUnavailable(RuntimeError):
-    """mmdet / mmcv (with its compiled ops) cannot be imported; the message says what to install."""
+    """The backend asked for cannot be imported (mmdet / mmcv with its compiled ops, or torchvision);
+    the message says what to install."""
 
 
 def require_mmdet() -> None:
@@ -42,7 +51,8 @@ def require_mmdet() -> None:
         import mmengine  # noqa: F401
     except ImportError as err:
         raise InstancesUnavailable(
-            "instance segmentation needs mmengine, mmcv and mmdet: "
+            "training the instance model and backend='mmdet' need mmengine, mmcv and mmdet "
+            "(inference runs without them on backend='torch'): "
             "pip install 'napari-cervix[instances]' and mmcv==2.1.0 built with its ops "
             f"(missing: {err.name})"
         ) from err
@@ -50,15 +60,38 @@ def require_mmdet() -> None:
         import mmcv.ops  # noqa: F401  (loads mmcv's compiled extension)
     except (ImportError, OSError) as err:
         raise InstancesUnavailable(
-            "instance segmentation needs mmcv's compiled ops (mmcv 2.1.0 built with MMCV_WITH_OPS=1, "
+            "training and the mmdet backend need mmcv's compiled ops (mmcv 2.1.0 built with MMCV_WITH_OPS=1, "
             "e.g. `pip install --no-binary mmcv mmcv==2.1.0`); importing mmcv.ops failed: "
             f"{err}"
         ) from err
     try:
         import mmdet  # noqa: F401
     except ImportError as err:
-        raise InstancesUnavailable(f"instance segmentation needs mmdet 3.3: {err}") from err
+        raise InstancesUnavailable(f"training and the mmdet backend need mmdet 3.3: {err}") from err
     from . import modules  # noqa: F401  (registers IMBMDCR-Net's modules)
+
+
+def mmdet_available() -> bool:
+    try:
+        require_mmdet()
+    except InstancesUnavailable:
+        return False
+    return True
+
+
+def require_backend(backend: str = "auto") -> str:
+    """The backend that will run (``"torch"`` or ``"mmdet"``), or :class:`InstancesUnavailable` saying
+    what to install. ``"auto"`` is the torch path (see the module docstring)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "mmdet":
+        require_mmdet()
+        return "mmdet"
+    try:
+        import torchvision.ops  # noqa: F401
+    except ImportError as err:
+        raise InstancesUnavailable(f"instance segmentation needs torchvision (pip install torchvision): {err}") from err
+    return "torch"
 
 
 def config_path(preset: str) -> Path:
@@ -153,12 +186,13 @@ def config_to_json(cfg) -> dict:
 class Detector:
     """A built detector with what inference needs to feed it."""
 
-    module: object  # the mmdet model (torch.nn.Module), in eval mode
+    module: object  # the network (torch.nn.Module), in eval mode: an mmdet model or a portable one
     classes: tuple
     in_channels: int
     train_size: int
     meta: dict
     device: str = "cpu"
+    backend: str = "mmdet"  # which library ``module`` is: "mmdet" or "torch" (:mod:`.portable`)
 
     @property
     def num_parameters(self) -> int:
@@ -173,16 +207,29 @@ class Detector:
         results are cropped back.
         """
         import torch
-        from mmdet.structures import DetDataSample
 
         h, w = tile.shape
         tile, _ = pad_to_multiple(
             np.asarray(tile, np.float32), 32, MIN_INPUT, fill=float(np.median(tile)) if tile.size else 0.0
         )
-        ph, pw = tile.shape
         data = torch.from_numpy(np.ascontiguousarray(tile, np.float32))[None]
         if self.in_channels == 3:
             data = data.expand(3, -1, -1).contiguous()
+        if self.backend == "torch":
+            masks, scores, labels = self.module.predict(data.to(self.device), score_floor, max_detections)
+        else:
+            masks, scores, labels = self._predict_mmdet(data, score_floor, max_detections)
+        masks = masks.cpu().numpy().astype(bool)[:, :h, :w] if len(scores) else np.zeros((0, h, w), bool)
+        scores = scores.cpu().numpy().astype(np.float32)
+        labels = labels.cpu().numpy().astype(np.int64)
+        order = np.argsort(-scores, kind="stable")
+        return masks[order], scores[order], labels[order]
+
+    def _predict_mmdet(self, data, score_floor: float, max_detections: int):
+        import torch
+        from mmdet.structures import DetDataSample
+
+        ph, pw = data.shape[-2:]
         sample = DetDataSample(
             metainfo=dict(img_shape=(ph, pw), ori_shape=(ph, pw), scale_factor=(1.0, 1.0), pad_shape=(ph, pw))
         )
@@ -194,11 +241,7 @@ class Detector:
             batch = model.data_preprocessor({"inputs": [data], "data_samples": [sample]}, False)
             result = model.predict(batch["inputs"], batch["data_samples"], rescale=True)[0]
         inst = result.pred_instances
-        masks = inst.masks.cpu().numpy().astype(bool)[:, :h, :w] if len(inst) else np.zeros((0, h, w), bool)
-        scores = inst.scores.cpu().numpy().astype(np.float32)
-        labels = inst.labels.cpu().numpy().astype(np.int64)
-        order = np.argsort(-scores, kind="stable")
-        return masks[order], scores[order], labels[order]
+        return inst.masks, inst.scores, inst.labels
 
 
 def new_detector(preset: str = "lite", device: str = "cpu") -> Detector:
@@ -215,7 +258,43 @@ def new_detector(preset: str = "lite", device: str = "cpu") -> Detector:
     return Detector(module, tuple(cfg.classes), int(cfg.in_channels), int(cfg.train_size), meta, device)
 
 
-def detector_from_weights(path, meta: dict, device: str = "cpu") -> Detector:
+def _build_module(model_cfg: dict, backend: str, device: str):
+    """(network of ``model_cfg`` with random weights, the backend that built it). ``"auto"`` falls back
+    to mmdet for a config the torch backend does not implement, when mmdet is importable."""
+    chosen = require_backend(backend)
+    if chosen == "torch":
+        import torch
+
+        from .portable import CascadeMaskRCNN, UnsupportedConfig
+
+        try:
+            return CascadeMaskRCNN(model_cfg).to(torch.device(device)).eval(), "torch"
+        except UnsupportedConfig:
+            if backend != "auto" or not mmdet_available():
+                raise
+    return build_detector(model_cfg, device).eval(), "mmdet"
+
+
+def _load_into(module, state: dict, where, meta: dict) -> None:
+    """Load ``state`` strictly, or say which keys/shapes differ from the architecture in ``meta``."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or wrong:
+
+        def few(keys):
+            return ", ".join(keys[:3]) + (" …" if len(keys) > 3 else "")
+
+        raise ValueError(
+            f"{where}: weights do not match the architecture in its metadata "
+            f"({meta.get('architecture')}): {len(missing)} missing ({few(missing)}), "
+            f"{len(unexpected)} unexpected ({few(unexpected)}), {len(wrong)} of another shape ({few(wrong)})"
+        )
+    module.load_state_dict(state, strict=True)  # fp16 storage is copied into the fp32 parameters
+
+
+def detector_from_weights(path, meta: dict, device: str = "cpu", backend: str = "auto") -> Detector:
     """Rebuild the architecture described in ``meta`` and load the state dict in ``path``."""
     from ..registry import load_state_dict
 
@@ -229,40 +308,47 @@ def detector_from_weights(path, meta: dict, device: str = "cpu") -> Detector:
         if preset not in PRESETS:
             raise ValueError(f"{path} describes neither its model config nor a known preset")
         meta = {**meta, **config_to_json(load_config(preset))}
-    module = build_detector(meta["model"], device)
-    state = load_state_dict(path)
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or wrong:
-
-        def few(keys):
-            return ", ".join(keys[:3]) + (" …" if len(keys) > 3 else "")
-
-        raise ValueError(
-            f"{path}: weights do not match the architecture in its metadata "
-            f"({meta.get('architecture')}): {len(missing)} missing ({few(missing)}), "
-            f"{len(unexpected)} unexpected ({few(unexpected)}), {len(wrong)} of another shape ({few(wrong)})"
-        )
-    module.load_state_dict(state, strict=True)
-    module.eval()
-    return Detector(module, classes, int(meta.get("in_channels", 1)), int(meta.get("train_size", 512)), meta, device)
+    module, chosen = _build_module(meta["model"], backend, device)
+    _load_into(module, load_state_dict(path), path, meta)
+    in_channels, train_size = int(meta.get("in_channels", 1)), int(meta.get("train_size", 512))
+    return Detector(module, classes, in_channels, train_size, meta, device, chosen)
 
 
-def load_detector(model="default", device: str = "cpu") -> Detector:
+def on_backend(detector: Detector, backend: str) -> Detector:
+    """The same detector (same weights) run by ``backend``; the detector itself when it already runs
+    there, or for ``"auto"`` when it runs on mmdet a config the torch backend does not implement."""
+    from .portable import UnsupportedConfig
+
+    target = "torch" if backend == "auto" else backend
+    if target == detector.backend or detector.module is None:
+        return detector
+    try:
+        module, chosen = _build_module(detector.meta["model"], target, detector.device)
+    except UnsupportedConfig:
+        if backend != "auto":
+            raise
+        return detector
+    _load_into(module, detector.module.state_dict(), detector.meta.get("name") or "detector", detector.meta)
+    return replace(detector, module=module, backend=chosen)
+
+
+def load_detector(model="default", device: str = "cpu", backend: str = "auto") -> Detector:
     """A registered name / ``"default"``, a safetensors file, or a preset name (``"lite"``/``"full"``
-    with random weights, for testing only) → :class:`Detector`."""
+    with random weights, for testing only) → :class:`Detector`.
+
+    ``backend``: ``"auto"`` (torch + torchvision, or mmdet for a config only mmdet implements),
+    ``"torch"`` or ``"mmdet"``. An already built :class:`Detector` is returned as it is, unless another
+    backend is asked for explicitly (then the same weights move to it)."""
     from ..registry import resolve
 
     if isinstance(model, Detector):
-        return model
-    require_mmdet()
+        return model if backend == "auto" else on_backend(model, backend)
+    require_backend(backend)
     if isinstance(model, str) and model.startswith("preset:"):
-        return new_detector(model.split(":", 1)[1], device)
+        return on_backend(new_detector(model.split(":", 1)[1], device), backend)
     path, card = resolve(model, task="instances")
     kind_of(card)  # a kind of the table, or an error naming the file and its "architecture"
-    return detector_from_weights(path, card.metadata, device)
+    return detector_from_weights(path, card.metadata, device, backend)
 
 
 def prepare_gray(image, name: str = "image") -> np.ndarray:

@@ -1,0 +1,1 @@
+"""Model packages for use outside napari (bioimage.io: QuPath, deepImageJ, ilastik, bioimageio.core)."""
