@@ -4,7 +4,8 @@ tests/test_reference_outputs.py compares the current code against this file, so 
 changes what a shipped model returns fails CI. Re-run it only when shipped weights change on purpose
 (and say so in the commit):
 
-    .venv/bin/python scripts/make_reference_outputs.py
+    .venv/bin/python scripts/make_reference_outputs.py          # everything anew
+    .venv/bin/python scripts/make_reference_outputs.py --add    # a newly shipped model only
 
 Inputs are generated smears stored in the file itself, so a change to the generator cannot hide a
 change of the models. Semantic models run in float32 (bf16 results depend on the CPU).
@@ -26,6 +27,7 @@ CLASSIFIERS = (
     "classifier-feature-fusion-gray",
     "classifier-descriptor-boost-rgb",
 )
+GRADERS = ("bethesda-boost-rgb",)  # Bethesda grading (registry task "grading"), on the RGB input
 PROBABILITY_STRIDE = 4  # semantic probabilities are stored on every 4th pixel: enough to catch a change
 
 
@@ -43,11 +45,15 @@ def inputs() -> dict[str, np.ndarray]:
     return out
 
 
-def record(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def record(data: dict[str, np.ndarray], skip: frozenset = frozenset()) -> dict[str, np.ndarray]:
+    """Outputs of every shipped model not in ``skip`` (names already recorded, kept as they are)."""
     import napari_cervix as nc
+    from napari_cervix.cells.classifier import load_grader
 
     out = {}
     for model in SEMANTIC_MODELS:
+        if model in skip:
+            continue
         for name in ("gray", "rgb"):
             labels, probs = nc.segment_semantic(
                 data[f"input/{name}/image"], model, precision="float32", return_probabilities=True
@@ -55,6 +61,8 @@ def record(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             out[f"semantic/{model}/{name}/labels"] = labels
             out[f"semantic/{model}/{name}/probs"] = probs[:, ::PROBABILITY_STRIDE, ::PROBABILITY_STRIDE]
     for model in INSTANCE_MODELS:
+        if model in skip:
+            continue
         for name in ("gray", "wide"):
             result = nc.segment_instances(data[f"input/{name}/image"], model)
             key = f"instances/{model}/{name}"
@@ -64,6 +72,8 @@ def record(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             out[f"{key}/nucleus_labels"] = result.nucleus_labels()
             out[f"{key}/nucleus_scores"] = np.asarray(result.nucleus_scores, np.float32)
     for model in CLASSIFIERS:
+        if model in skip:
+            continue
         for name in ("gray", "rgb"):
             image, cells, nuclei = (data[f"input/{name}/{k}"] for k in ("image", "cells", "nuclei"))
             table = nc.classify_cells(image, cells, nuclei, model=model)
@@ -72,15 +82,32 @@ def record(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             out[f"{key}/probabilities"] = table[columns].to_numpy(np.float32)
             out[f"{key}/columns"] = np.array(columns)
             out[f"{key}/predicted"] = table["predicted_class"].astype(str).to_numpy().astype("U")
+    for model in GRADERS:
+        if model in skip:
+            continue
+        image, cells, nuclei = (data[f"input/rgb/{k}"] for k in ("image", "cells", "nuclei"))
+        table = nc.classify_cells(image, cells, nuclei, model=load_grader(model))
+        columns = [c for c in table.columns if c.startswith("p_")]
+        out[f"grading/{model}/rgb/probabilities"] = table[columns].to_numpy(np.float32)
+        out[f"grading/{model}/rgb/columns"] = np.array(columns)
+        out[f"grading/{model}/rgb/predicted"] = table["predicted_class"].astype(str).to_numpy().astype("U")
     return out
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--add", action="store_true", help="keep the file's inputs and recorded models; record only new models"
+    )
     args = parser.parse_args(argv)
-    data = inputs()
-    data.update(record(data))
+    if args.add and args.out.exists():
+        with np.load(args.out, allow_pickle=False) as npz:
+            data = {key: npz[key] for key in npz.files}
+        recorded = frozenset(k.split("/")[1] for k in data if not k.startswith("input/"))
+    else:
+        data, recorded = inputs(), frozenset()
+    data.update(record(data, recorded))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out, **data)
     print(f"wrote {len(data)} arrays to {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")

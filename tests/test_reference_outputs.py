@@ -68,3 +68,15 @@ def test_classifiers_unchanged(reference):
         columns = list(reference[f"{key}/columns"])
         np.testing.assert_allclose(table[columns].to_numpy(np.float32), reference[f"{key}/probabilities"], atol=ATOL)
         np.testing.assert_array_equal(table["predicted_class"].astype(str).to_numpy(), reference[f"{key}/predicted"])
+
+
+def test_graders_unchanged(reference):
+    from napari_cervix.cells.classifier import load_grader
+
+    for model, name in models(reference, "grading"):
+        key = f"grading/{model}/{name}"
+        image, cells, nuclei = (reference[f"input/{name}/{k}"] for k in ("image", "cells", "nuclei"))
+        table = nc.classify_cells(image, cells, nuclei, model=load_grader(model))
+        columns = list(reference[f"{key}/columns"])
+        np.testing.assert_allclose(table[columns].to_numpy(np.float32), reference[f"{key}/probabilities"], atol=ATOL)
+        np.testing.assert_array_equal(table["predicted_class"].astype(str).to_numpy(), reference[f"{key}/predicted"])

@@ -10,7 +10,7 @@ from ._compat import avoid_triton_llvm_clash
 
 avoid_triton_llvm_clash()  # before anything of ours imports torch: see _compat for the crash it prevents
 
-_API = ("classify_cells", "measure_cells", "review_report", "segment_instances", "segment_semantic")
+_API = ("analyze_field", "classify_cells", "measure_cells", "review_report", "segment_instances", "segment_semantic")
 __all__ = [*_API, "__version__"]
 
 

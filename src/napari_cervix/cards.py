@@ -38,6 +38,7 @@ UNRECORDED_NORMALIZATION = {
     "semantic": {"kind": "percentile", "low": 1.0, "high": 99.5},
     "instances": {"kind": "unit", "scale": 255.0},  # gray in 0–255 (instances.model.prepare_gray)
     "classifier": {"kind": "unit", "scale": 1.0},  # [0, 1], standardized per crop inside the network
+    "grading": {"kind": "unit", "scale": 1.0},
 }
 
 
@@ -155,6 +156,7 @@ CARD_TYPES: dict[str, type[ModelCard]] = {
     "semantic": SemanticCard,
     "instances": InstancesCard,
     "classifier": ClassifierCard,
+    "grading": ClassifierCard,  # Bethesda grading: a cell classifier of its own task, so it has its own default
 }
 # Keys of older files that the card reads into its own fields (and does not write again).
 _LEGACY_KEYS = (

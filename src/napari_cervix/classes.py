@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .io.sample import SEMANTIC_CLASSES
+from .geometry import SEMANTIC_CLASSES
 
 #: Instance categories, in COCO category-id order (id = index + 1).
 INSTANCE_CLASSES = ("cell", "nucleus")
@@ -34,6 +34,15 @@ HERLEV_TO_BETHESDA = {
 }
 
 
+#: The Bethesda System's squamous-cell classes, least to most severe (CRIC Cervix's classes, short names).
+BETHESDA_GRADES = ("NILM", "ASC-US", "LSIL", "ASC-H", "HSIL", "SCC")
+BETHESDA_ABNORMAL = BETHESDA_GRADES[1:]
+#: The classes a cytologist reports as high-grade-suspicious (field triage's "any high grade").
+BETHESDA_HIGH_GRADE = ("ASC-H", "HSIL", "SCC")
+#: The Bethesda classifier's extra output for a detection that is no squamous cell (leukocyte, debris, clump).
+NOT_SQUAMOUS = "not_squamous"
+
+
 def to_bethesda(herlev_class: str) -> str:
     """Bethesda group of one Herlev class name."""
     try:
@@ -52,5 +61,9 @@ __all__ = [
     "HERLEV_ABNORMAL",
     "BETHESDA_CLASSES",
     "HERLEV_TO_BETHESDA",
+    "BETHESDA_GRADES",
+    "BETHESDA_ABNORMAL",
+    "BETHESDA_HIGH_GRADE",
+    "NOT_SQUAMOUS",
     "to_bethesda",
 ]

@@ -420,27 +420,40 @@ def analyze_slide(
 
 # ------------------------------------------------------------------------------------------------ CLI
 def _add_arguments(p) -> None:
-    p.add_argument("slides", nargs="+", help="slide files (pyramidal TIFF/OME-TIFF/SVS, OME-Zarr, vendor) or folders")
-    p.add_argument("--out", required=True, help="output folder (one subfolder per slide when several are given)")
+    p.add_argument(
+        "slides",
+        nargs="+",
+        metavar="IMAGE_OR_SLIDE",
+        help="fields (JPEG/PNG/BMP, small single-level TIFF: analyze_field) or slides (pyramidal TIFF/OME-TIFF/SVS, "
+        "OME-Zarr, vendor: the tiled slide pipeline), or folders of them",
+    )
+    p.add_argument("--out", required=True, help="output folder (one subfolder per input when several are given)")
     defaults = SlideSettings()
     p.add_argument("--tile-size", type=int, default=defaults.tile_size)
     p.add_argument("--overlap", type=int, default=defaults.overlap, help="must exceed a cell's diameter (px)")
     p.add_argument("--instance-model", default=defaults.instance_model)
     p.add_argument("--classifier", default=defaults.classifier, help="'none' for measurements only")
     p.add_argument("--score-threshold", type=float, default=defaults.score_threshold)
-    p.add_argument("--tta", type=int, default=defaults.tta, help="test-time views per cell (1-8)")
+    p.add_argument(
+        "--tta",
+        type=int,
+        help=f"test-time views per cell (1-8); slides: {defaults.tta} by default, fields: the models' own",
+    )
     p.add_argument("--workers", type=int, help="run tiles on a local dask cluster of N worker processes")
     p.add_argument("--scheduler", help="address of an existing dask scheduler, e.g. tcp://host:8786")
     p.add_argument("--csv", action="store_true", help="also write cells.csv")
 
 
 def _slide_sources(names) -> list[Path]:
+    from .field import FIELD_SUFFIXES
     from .io.slides import slide_format
 
     sources = []
     for name in map(Path, names):
         if name.is_dir() and slide_format(name) is None:
-            sources += sorted(p for p in name.iterdir() if slide_format(p) is not None)
+            sources += sorted(
+                p for p in name.iterdir() if slide_format(p) is not None or p.suffix.lower() in FIELD_SUFFIXES
+            )
         else:
             sources.append(name)
     return sources
@@ -457,7 +470,7 @@ def _run(args) -> int:
         instance_model=args.instance_model,
         classifier=None if str(args.classifier).lower() == "none" else args.classifier,
         score_threshold=args.score_threshold,
-        tta=args.tta,
+        tta=args.tta if args.tta is not None else SlideSettings().tta,
     )
     sources = _slide_sources(args.slides)
     if not sources:
@@ -466,6 +479,9 @@ def _run(args) -> int:
     status = 0
     for source in sources:
         out = Path(args.out) if len(sources) == 1 else Path(args.out) / source.name.split(".")[0]
+        if _is_field(source):
+            status = max(status, _run_field(source, out, args))
+            continue
 
         def report(step: SlideProgress, name=source.name) -> None:
             eta = f", about {step.eta_seconds / 60:.1f} min left" if step.eta_seconds is not None else ""
@@ -486,8 +502,43 @@ def _run(args) -> int:
     return status
 
 
+def _is_field(source: Path) -> bool:
+    from .field import is_field_image
+
+    try:
+        return source.is_file() and is_field_image(source)
+    except Exception:  # unreadable TIFF: the slide reader gives the clear message
+        return False
+
+
+def _run_field(source: Path, out: Path, args) -> int:
+    """One field through analyze_field: labels, table, overlay and summary in ``out``."""
+    import sys
+
+    from .field import analyze_field, write_field_outputs
+    from .imaging import ImageError
+    from .io.images import read_image
+
+    classifier = None if str(args.classifier).lower() == "none" else args.classifier
+    try:
+        image = read_image(source)
+        result = analyze_field(image, herlev_model=classifier, tta=args.tta)
+    except (ImageError, OSError, ValueError) as err:
+        print(f"error: {source}: {err}", file=sys.stderr)
+        return 1
+    write_field_outputs(image, result, out)
+    print(json.dumps({"field": source.name, "out": str(out), **result.summary}, default=str))
+    return 0
+
+
 COMMANDS = [
-    Command("analyze", None, "analyze whole slides: cells, classes, table, label pyramid", _add_arguments, _run)
+    Command(
+        "analyze",
+        None,
+        "analyze fields (one call: cells, Bethesda grades, triage) and whole slides (tiled, resumable)",
+        _add_arguments,
+        _run,
+    )
 ]
 
 

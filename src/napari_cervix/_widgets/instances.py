@@ -5,8 +5,8 @@ Runs in a ``thread_worker`` (progress per tile, cancel between tiles) and adds, 
 linked by cell id (see :mod:`napari_cervix.instances.layers`): a Shapes layer of cell outlines with
 overlaps intact (features: cell_id, score, area, class, n_nuclei; the sparse cell set in its metadata), a
 Labels layer of nuclei painted with their cell's id, and a cell Labels layer where each overlapped pixel
-belongs to the smallest cell covering it — the same layers the reader and the sample data give. If mmcv's
-compiled ops or mmdet are missing, the error says what to install; nothing else in the plugin needs them.
+belongs to the smallest cell covering it — the same layers the reader and the sample data give. The model
+runs on the default backend (torch + torchvision, the plugin's own dependencies; no mmdet/mmcv needed).
 """
 
 from __future__ import annotations

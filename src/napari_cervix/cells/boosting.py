@@ -138,6 +138,18 @@ def trees_from_sklearn(model) -> BoostedTrees:
     )
 
 
+def _rebalanced(descriptors: np.ndarray, targets: np.ndarray, power: float):
+    """Each class's rows repeated ≈ (largest class count / its count) ** power times.
+
+    Repeating rows weighs the classes as sample weights would; scikit-learn's trees fit with sample
+    weights ~18× slower (measured here with 1.9), repeated rows cost only their number.
+    """
+    counts = np.bincount(targets)
+    repeats = np.where(counts > 0, np.round((counts.max() / np.maximum(counts, 1)) ** power), 0).astype(np.int64)
+    index = np.repeat(np.arange(len(targets)), np.maximum(repeats[targets], 1))
+    return descriptors[index], targets[index]
+
+
 def fit_boosted_trees(config, descriptors: np.ndarray, targets: np.ndarray) -> BoostedTrees:
     """Gradient-boosted trees on cell descriptors (``config``: a TrainConfig's boost_* settings and seed),
     flattened for storage."""
@@ -151,6 +163,8 @@ def fit_boosted_trees(config, descriptors: np.ndarray, targets: np.ndarray) -> B
         early_stopping=False,
         random_state=config.seed,
     )
+    if getattr(config, "class_balance", 0.0):
+        descriptors, targets = _rebalanced(descriptors, targets, config.class_balance)
     model.fit(descriptors, targets)
     if list(model.classes_) != list(range(int(targets.max()) + 1)):
         raise ValueError("every class needs training cells for the boosted trees")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..kinds import kind, kind_of
+from ..kinds import cell_kind, kind_of
 from .descriptors import onehot_to_semantic  # noqa: F401  (importable from here, as before)
 
 
@@ -41,7 +41,7 @@ class CellClassifier:
         metadata: dict | None = None,
         boost=None,
     ):
-        self.kind = kind(arch, "classifier")  # a ValueError naming the known kinds
+        self.kind = cell_kind(arch)  # a ValueError naming the known kinds
         self.arch = arch
         self.network = network
         self.classes = list(classes)
@@ -142,7 +142,7 @@ class CellClassifier:
         meta = dict(self.metadata)
         meta.update(
             {
-                "task": "classifier",
+                "task": self.kind.task,
                 "architecture": self.arch,
                 "description": self.kind.description,
                 "classes": self.classes,
@@ -169,13 +169,19 @@ class CellClassifier:
 
         from ..registry import save_weights
 
-        state = {f"net.{k}": (v.half() if v.is_floating_point() else v) for k, v in self.network.state_dict().items()}
+        network_state = self.network.state_dict() if self.network is not None else {}
+        state = {f"net.{k}": (v.half() if v.is_floating_point() else v) for k, v in network_state.items()}
         if self.fusion_head is not None:
             state.update({k: torch.from_numpy(v) for k, v in self.fusion_head.to_arrays().items()})
         if self.boost is not None:
             state.update({k: torch.from_numpy(v) for k, v in self.boost.to_arrays().items()})
         self.metadata = self.metadata_dict(extra_metadata)
         return save_weights(state, path, self.metadata)
+
+
+def load_grader(model="default", color: str | None = "rgb") -> CellClassifier:
+    """The Bethesda classifier (registry task "grading"): a name, ``"default"``, a file or a loaded one."""
+    return load_classifier(model, color, task="grading")
 
 
 def network_view(x, size: int, channels: int | None = None):
@@ -208,20 +214,21 @@ def consistent_predictions(
 
 def build_network(arch: str, classes: int, channels: int, model_config: dict):
     """A fresh CNN of a classifier kind (its LD/ResNet, or the mask-fusion net)."""
-    return kind(arch, "classifier").network(classes, channels, model_config)
+    return cell_kind(arch).network(classes, channels, model_config)
 
 
-def load_classifier(model="default", color: str | None = None) -> CellClassifier:
+def load_classifier(model="default", color: str | None = None, task: str = "classifier") -> CellClassifier:
     """A registered classifier name, ``"default"``, a safetensors path, or an already loaded classifier.
 
     ``color`` ("gray" or "rgb", the image's) picks the default trained for that input when ``model`` is
-    "default" (the registry's one default rule).
+    "default" (the registry's one default rule). ``task``: "classifier" (Herlev-style classes) or
+    "grading" (the Bethesda classifier, see :func:`load_grader`).
     """
     if isinstance(model, CellClassifier):
         return model
     from ..registry import resolve
 
-    path, card = resolve(model, "classifier", color)
+    path, card = resolve(model, task, color)
     network, parts = kind_of(card).load(path, card)
     return CellClassifier(
         card.kind,
@@ -234,6 +241,6 @@ def load_classifier(model="default", color: str | None = None) -> CellClassifier
         threshold=card.threshold,
         model_config=card.model_config,
         mask_source=card.mask_source,
-        metadata=card.metadata,
+        metadata={**card.metadata, "name": card.name or Path(path).stem},  # the name reports cite
         **parts,
     )

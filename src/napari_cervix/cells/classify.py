@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..cellset import CellSet, Masks
 from ..geometry import CYTOPLASM, NUCLEUS
+from ..grading.crops import cell_nucleus_centres, nucleus_crops, window_masks
 from ..imaging import ImageError, check_image, color_kind
 from ..tiling import TileProgress as Progress  # the one progress type the widgets understand
 from .crops import (
@@ -105,8 +106,20 @@ def classify_cells_steps(
     # Given nuclei always shape the table's columns; the crops' masks use them only where the model allows.
     crop_nuclei = nuclei if classifier.uses_given_nuclei else None
     proba = np.zeros((total, len(classifier.classes)), np.float32)
+    # Bethesda grading looks at a window centred on the nucleus, Herlev-style kinds at the cell's box.
+    centred = getattr(classifier.kind, "crop", "cell") == "nucleus"
+    centres = cell_nucleus_centres(table, cells, nuclei) if centred else None
     for start in range(0, total, BATCH):
         part = table.iloc[start : start + BATCH]
+        if centred:
+            where = centres[start : start + BATCH]
+            crops = nucleus_crops(image, where, classifier.size, classifier.channels)
+            masks = (
+                window_masks(cells, part["label"], nuclei, where, classifier.size) if classifier.needs_masks else None
+            )
+            proba[start : start + len(part)] = classifier.predict_proba(crops, masks)
+            yield Progress(min(start + BATCH, total), total)
+            continue
         crops, masks = cell_crops(
             image,
             part,

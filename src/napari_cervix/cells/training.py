@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..kinds import kind
+from ..kinds import cell_kind
 from .classifier import CellClassifier, abnormal_probability, consistent_predictions
 from .crops import resize_square, to_channels
 from .descriptors import masks_for_crops
@@ -43,6 +43,7 @@ class TrainConfig:
     beta: float = 1.5  # LD loss weight (paper 000)
     tau: float = 20.0  # diversity weight inside the LD loss (paper 000)
     label_smoothing: float = 0.05
+    class_balance: float = 0.0  # cross-entropy class weights ∝ count^-class_balance (0 = none, 0.5 = 1/sqrt)
     seed: int = 0
     device: str = "auto"
     tta: int = 8  # test-time dihedral transforms averaged at inference
@@ -61,7 +62,7 @@ class TrainConfig:
 
     @property
     def needs_masks(self) -> bool:
-        return kind(self.arch, "classifier").needs_masks
+        return cell_kind(self.arch).needs_masks
 
     def model_config(self) -> dict:
         # Color models standardize the channels jointly so the stain's hue survives (see models.Standardize).
@@ -72,14 +73,14 @@ class TrainConfig:
             "channels_per_class": self.channels_per_class,
             "per_channel": network_channels == 1,
         }
-        config.update(kind(self.arch, "classifier").model_config(self))
+        config.update(cell_kind(self.arch).model_config(self))
         return config
 
 
 def shipped_recipe(arch: str, channels: int = 1, **overrides) -> TrainConfig:
     """The recipe the shipped classifier of ``arch`` was trained (and cross-validated) with (the kind's
     ``recipe``)."""
-    options: dict = {"arch": arch, "channels": channels, **kind(arch, "classifier").recipe}
+    options: dict = {"arch": arch, "channels": channels, **cell_kind(arch).recipe}
     options.update(overrides)
     return TrainConfig(**options)
 
@@ -130,9 +131,9 @@ def load_labelled_cells(spec: str, size: int, channels: int, class_names: list[s
 # ---------------------------------------------------------------------------------------- training
 
 
-def _class_weights(targets: np.ndarray, n_classes: int) -> np.ndarray:
+def _class_weights(targets: np.ndarray, n_classes: int, power: float = 1.0) -> np.ndarray:
     counts = np.bincount(targets, minlength=n_classes).astype(np.float64)
-    weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n_classes, 0.0)
+    weights = np.where(counts > 0, (counts.sum() / np.maximum(counts, 1) / n_classes) ** power, 0.0)
     return (weights / weights[counts > 0].mean()).astype(np.float32)
 
 
@@ -210,7 +211,12 @@ def train_network(
     )
     y_all = torch.from_numpy(targets).to(device)
     m_all = torch.from_numpy(masks).to(device) if masks is not None else None
-    weights = torch.from_numpy(_class_weights(targets, n_classes)).to(device) if masks is not None else None
+    if masks is not None:
+        weights = torch.from_numpy(_class_weights(targets, n_classes)).to(device)
+    elif config.class_balance:
+        weights = torch.from_numpy(_class_weights(targets, n_classes, config.class_balance)).to(device)
+    else:
+        weights = None
 
     def train_step(step):
         batch = step % batches_per_epoch
@@ -228,7 +234,7 @@ def train_network(
             loss = F.cross_entropy(model(x, m), y, weight=weights, label_smoothing=config.label_smoothing)
         else:
             logits, grouped = model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+            loss = F.cross_entropy(logits, y, weight=weights, label_smoothing=config.label_smoothing)
             if config.beta:
                 ld, _, _ = ld_loss(
                     grouped, y, n_classes, config.channels_per_class, tau=config.tau, generator=generator
@@ -247,6 +253,7 @@ def train_classifier(
     targets: np.ndarray,
     *,
     mask_fn=None,
+    masks: np.ndarray | None = None,
     checkpoint_dir: Path | None = None,
     resume: bool = False,
     network=None,
@@ -255,14 +262,19 @@ def train_classifier(
     """Train ``config.arch`` on crops with Herlev class indices; returns a ready :class:`CellClassifier`.
 
     ``network``: an already trained CNN of the same recipe to reuse instead of training one (descriptor_boost
-    and feature_fusion fit only their own parts on top of it).
+    and feature_fusion fit only their own parts on top of it). ``masks``: the crops' N × 2 × S × S one-hot
+    (cytoplasm, nucleus) masks where they are known (the Bethesda grader's detections), else ``mask_fn``'s.
     """
-    model_kind = kind(config.arch, "classifier")  # a ValueError naming the known kinds
+    model_kind = cell_kind(config.arch)  # a ValueError naming the known kinds
     out_names, class_map, abnormal_classes = model_kind.output_space()
     out_targets = class_map[targets] if class_map is not None else targets
     ckpt = Path(checkpoint_dir) / f"{config.arch}.ckpt" if checkpoint_dir else None
-    masks = masks_for_crops(crops, mask_fn) if model_kind.cnn_takes_masks else None
-    if network is None:
+    given_masks = masks
+    if model_kind.cnn_takes_masks:
+        masks = given_masks if given_masks is not None else masks_for_crops(crops, mask_fn)
+    else:
+        masks = None
+    if network is None and model_kind.has_network:
         network = train_network(
             config, crops, out_targets, masks=masks, n_classes=len(out_names), checkpoint=ckpt, resume=resume, log=log
         )
@@ -274,7 +286,7 @@ def train_classifier(
         mask_source="otsu" if model_kind.needs_masks and mask_fn is None else None,
     )
     trained_cnn = CellClassifier(config.arch, network, out_names, abnormal_classes, **options)
-    parts = model_kind.fit(config, trained_cnn, crops, out_targets, mask_fn)  # the kind's own parts, if any
+    parts = model_kind.fit(config, trained_cnn, crops, out_targets, mask_fn, masks=given_masks)  # its own parts
     return CellClassifier(config.arch, network, out_names, abnormal_classes, **options, **parts)
 
 
@@ -326,7 +338,7 @@ def cross_validate(
 
     ``only_folds`` runs a subset (to spread folds over processes); the summary then covers those folds.
     """
-    out_names, _, _ = kind(config.arch, "classifier").output_space()
+    out_names, _, _ = cell_kind(config.arch).output_space()
     oof = np.zeros((len(crops), len(out_names)), np.float32)
     fold_of = np.full(len(crops), -1, np.int64)
     for fold, (train_idx, test_idx) in enumerate(fold_splits(targets, groups, folds, config.seed)):
@@ -347,7 +359,7 @@ def summarize_cv(oof: np.ndarray, fold_of: np.ndarray, targets: np.ndarray, arch
     """Figures from out-of-fold probabilities ``oof`` (cells × output classes) and Herlev targets."""
     from ..classes import HERLEV_ABNORMAL, HERLEV_CLASSES
 
-    out_names, class_map, out_abnormal_names = kind(arch, "classifier").output_space()
+    out_names, class_map, out_abnormal_names = cell_kind(arch).output_space()
     out_abnormal = np.array([name in out_abnormal_names for name in out_names])
     is_abnormal = np.array([HERLEV_CLASSES[t] in HERLEV_ABNORMAL for t in targets])
     p_abn = abnormal_probability(oof, out_abnormal)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..classes import BETHESDA_GRADES
 from .images import image_files, read_image
 from .sample import CellSample
 
@@ -26,7 +27,7 @@ CSV_COLUMNS = ("image", "cell_id", "bethesda", "x", "y")
 #: The CSV's long name of the negative class, and the short one used in tables.
 NILM_LONG, NILM = "Negative for intraepithelial lesion", "NILM"
 #: Bethesda classes of the squamous cells, least to most severe (short names).
-CRIC_CLASSES = (NILM, "ASC-US", "LSIL", "ASC-H", "HSIL", "SCC")
+CRIC_CLASSES = BETHESDA_GRADES
 
 
 def short_bethesda(name: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from . import unet
 from .base import ClassifierKind, InstancesKind, ModelKind, SemanticKind
+from .bethesda import BethesdaBoost
 from .descriptor_boost import DescriptorBoost
 from .feature_fusion import FeatureFusion
 from .imbmdcr import FULL as IMBMDCR_FULL
@@ -32,6 +33,7 @@ KINDS: dict[str, ModelKind] = {
         MaskFusion(),
         FeatureFusion(),
         DescriptorBoost(),
+        BethesdaBoost(),
     )
 }
 
@@ -49,6 +51,19 @@ def kind(name: str, task: str) -> ModelKind:
     return found
 
 
+#: Tasks whose models classify cell crops (:class:`ClassifierKind`): Herlev-style classes, and Bethesda grading.
+CELL_TASKS = ("classifier", "grading")
+
+
+def cell_kind(name: str) -> ClassifierKind:
+    """The cell-classifier kind called ``name`` (of any :data:`CELL_TASKS` task)."""
+    found = KINDS.get(name)
+    if found is None or found.task not in CELL_TASKS:
+        known = ", ".join(n for n, k in KINDS.items() if k.task in CELL_TASKS)
+        raise ValueError(f"unknown classifier model kind {name!r}; choose one of {known}")
+    return found
+
+
 def kind_of(card) -> ModelKind:
     """The kind a model card names; the error names the card's file and its ``architecture`` key."""
     try:
@@ -57,4 +72,15 @@ def kind_of(card) -> ModelKind:
         raise card.error("architecture", str(err)) from None
 
 
-__all__ = ["KINDS", "ClassifierKind", "InstancesKind", "ModelKind", "SemanticKind", "kind", "kind_names", "kind_of"]
+__all__ = [
+    "CELL_TASKS",
+    "cell_kind",
+    "KINDS",
+    "ClassifierKind",
+    "InstancesKind",
+    "ModelKind",
+    "SemanticKind",
+    "kind",
+    "kind_names",
+    "kind_of",
+]

@@ -80,6 +80,7 @@ class ClassifierKind(ModelKind):
     needs_masks = False  # takes a nucleus/cytoplasm mask per crop
     cnn_takes_masks = False  # the CNN itself has a mask branch (else the masks feed the kind's own parts)
     uses_given_nuclei = True  # known nuclei may replace the mask source it was trained with
+    has_network = True  # False: the kind's own parts (trees on descriptors) are the whole model
     recipe: dict = {"epochs": 60}  # the shipped recipe's TrainConfig settings
 
     def output_space(self) -> tuple[list[str], np.ndarray | None, list[str]]:
@@ -114,6 +115,8 @@ class ClassifierKind(ModelKind):
         from ..registry import load_state_dict
 
         tensors = load_state_dict(path)
+        if not self.has_network:
+            return None, self.load_parts(tensors)
         network = self.build(card)
         state = {k[4:]: v.float() if v.is_floating_point() else v for k, v in tensors.items() if k.startswith("net.")}
         network.load_state_dict(state)
@@ -128,6 +131,7 @@ class ClassifierKind(ModelKind):
 
         return classifier._run(lambda x, m: torch.softmax(classifier.network(x)[0], 1), crops, None)
 
-    def fit(self, config, classifier, crops: np.ndarray, targets: np.ndarray, mask_fn=None) -> dict:
-        """Fit the kind's own parts on top of ``classifier``'s trained CNN; returns them by argument name."""
+    def fit(self, config, classifier, crops: np.ndarray, targets: np.ndarray, mask_fn=None, masks=None) -> dict:
+        """Fit the kind's own parts on top of ``classifier``'s trained CNN; returns them by argument name.
+        ``masks``: the crops' N × 2 × S × S one-hot masks where the caller knows them (else ``mask_fn``'s)."""
         return {}

@@ -53,9 +53,9 @@ class DescriptorBoost(ClassifierKind):
         weight = float(classifier.model_config.get("cnn_weight", 0.5))
         return (weight * cnn + (1 - weight) * trees).astype(np.float32)
 
-    def fit(self, config, classifier, crops, targets, mask_fn=None) -> dict:
+    def fit(self, config, classifier, crops, targets, mask_fn=None, masks=None) -> dict:
         from ..cells.boosting import fit_boosted_trees
         from ..cells.descriptors import crop_descriptors, masks_for_crops, onehot_to_semantic
 
-        semantic = onehot_to_semantic(masks_for_crops(crops, mask_fn))
+        semantic = onehot_to_semantic(masks if masks is not None else masks_for_crops(crops, mask_fn))
         return {"boost": fit_boosted_trees(config, crop_descriptors(crops, semantic), targets)}

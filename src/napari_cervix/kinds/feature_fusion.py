@@ -21,7 +21,7 @@ class FeatureFusion(ClassifierKind):
         deep = classifier.deep_features(crops)
         return classifier.fusion_head.predict_proba(deep, crops.mean(axis=1)).astype(np.float32)
 
-    def fit(self, config, classifier, crops, targets, mask_fn=None) -> dict:
+    def fit(self, config, classifier, crops, targets, mask_fn=None, masks=None) -> dict:
         from ..cells.fusion_features import fit_fusion_head
 
         deep = classifier.deep_features(crops)

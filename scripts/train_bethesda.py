@@ -1,0 +1,62 @@
+"""Fit the shipped Bethesda classifier on every CRIC field and write it with the cross-validated operating point.
+
+    nice -n 10 .venv/bin/python benchmarks/bethesda_cv.py            # first: the CV, writes runs/bethesda/cv.json
+    nice -n 10 .venv/bin/python scripts/train_bethesda.py --out runs/bethesda/bethesda-boost-rgb.safetensors
+    python scripts/ship_weights.py runs/bethesda/bethesda-boost-rgb.safetensors bethesda-boost-rgb \
+        --description "…" --default-for rgb
+
+The trees are fitted on all 148 fields with the kind's recipe (the detections described by the CV run,
+cached in ``--cache``); the calibration and the ``reviewable`` threshold are the ones the cross-validation
+chose on out-of-fold predictions, and its figures go into the card's validation record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from napari_cervix.grading.train import fit_grader, recipe, training_set
+
+
+def main() -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bethesda_cv import describe  # the CV's own cached detections and descriptors
+
+    from napari_cervix.io.cric import read_cric
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    parser.add_argument("--cache", default="runs/bethesda")
+    parser.add_argument("--cv", default="runs/bethesda/cv.json", help="the cross-validation's result")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    config = recipe()
+    cv = json.loads(Path(args.cv).read_text())
+    samples = read_cric(Path(args.data) / "cric_fields", pseudo_masks=False)
+    fields, descriptors = describe(samples, Path(args.cache), config.size)
+    x, y = training_set(list(zip(fields, descriptors)), config.seed)
+    metadata = {
+        "calibration": cv["calibration"],
+        "training": {
+            "data": ["CRIC Cervix fields (Rezende et al., Sci. Data 8:151, 2021; CC BY 4.0), all 148"],
+            "cells": int(len(y)),
+            "detector": "default semantic model (unet-mobilenet_v2-rgb) + cells_from_semantic",
+        },
+        "validation": {
+            "images": [],
+            "figures": {k: v for k, v in cv.items() if k not in ("calibration", "threshold")},
+            "method": "field-grouped 5-fold CV on the 148 CRIC fields, end to end (benchmarks/bethesda_cv.py)",
+        },
+        "operating_point": {"target_recall": cv["target_recall"], "chosen_on": "out-of-fold predictions"},
+    }
+    model = fit_grader(config, x, y, metadata=metadata)
+    model.threshold = float(cv["threshold"])
+    sha = model.save(args.out)
+    print(f"{args.out}: {len(y)} training detections, threshold {model.threshold:.4f}, sha256 {sha}")
+
+
+if __name__ == "__main__":
+    main()

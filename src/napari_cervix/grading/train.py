@@ -1,0 +1,94 @@
+"""Fitting, calibration and the operating point of the Bethesda classifier, by field-grouped folds.
+
+One recipe (the kind's, :data:`napari_cervix.kinds.bethesda.BethesdaBoost.recipe`) and one path serve the
+cross-validation (``benchmarks/bethesda_cv.py``) and the shipped model (``scripts/train_bethesda.py``): each
+field's detections are described once (:func:`field_descriptors`, the same crops, masks and descriptors
+the kind computes at inference), then :func:`fit_grader` fits the trees on the training fields. The
+calibration and the ``reviewable`` threshold of the shipped model are the ones fitted on the
+cross-validation's out-of-fold predictions, so the card's operating point is one no model chose on its
+own training cells.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .cric_cells import FieldCells
+
+ARCH = "bethesda_boost"
+
+
+def recipe(**overrides):
+    from ..cells.training import shipped_recipe
+
+    return shipped_recipe(ARCH, channels=3, **overrides)
+
+
+def field_descriptors(image, cell_labels: np.ndarray, nucleus_labels: np.ndarray, field: FieldCells, window: int):
+    """Descriptors (detections × D) of one field's detections, as the grader sees them at inference."""
+    from ..cells.descriptors import crop_descriptors, onehot_to_semantic
+    from ..cellset import CellSet
+    from .crops import nucleus_crops, window_masks
+
+    cells = CellSet.from_labels(cell_labels, nucleus_labels > 0)
+    crops = nucleus_crops(image, field.centres, window)
+    masks = window_masks(cells, field.labels, nucleus_labels, field.centres, window)
+    return crop_descriptors(crops, onehot_to_semantic(masks))
+
+
+def fit_grader(config, descriptors: np.ndarray, targets: np.ndarray, metadata: dict | None = None):
+    """A Bethesda classifier (:class:`~napari_cervix.cells.classifier.CellClassifier`) whose trees are fitted
+    on ``descriptors`` with output-class indices ``targets``."""
+    from ..cells.classifier import CellClassifier
+    from ..kinds import cell_kind
+    from .trees import fit_grading_trees
+
+    names, _, abnormal = cell_kind(config.arch).output_space()
+    is_abnormal = np.array([c in abnormal for c in names])
+    return CellClassifier(
+        config.arch,
+        None,
+        names,
+        abnormal,
+        size=config.size,
+        channels=config.channels,
+        tta=config.tta,
+        model_config=config.model_config(),
+        boost=fit_grading_trees(config, descriptors, targets, is_abnormal),
+        metadata=metadata,
+    )
+
+
+def field_folds(fields: list[FieldCells], folds: int = 5, seed: int = 0) -> np.ndarray:
+    """Fold index of each field: stratified group k-fold by the field's most severe annotated class."""
+    from ..cells.training import fold_splits
+
+    strata = np.array([f.point_classes.max(initial=0) for f in fields])
+    fold_of = np.full(len(fields), -1, np.int64)
+    for fold, (_, test) in enumerate(fold_splits(strata, np.arange(len(fields)), folds, seed)):
+        fold_of[test] = fold
+    return fold_of
+
+
+#: Not-squamous detections kept per training field (a random subset): leukocyte-rich fields would otherwise
+#: make most of the class, and most detections of a field are such objects.
+NOT_SQUAMOUS_PER_FIELD = 40
+
+
+def training_set(fields_and_descriptors, seed: int = 0, per_field: int = NOT_SQUAMOUS_PER_FIELD):
+    """(descriptors, targets) of the training detections of ``[(FieldCells, descriptors), …]``: every graded
+    detection and at most ``per_field`` not-squamous ones per field."""
+    from .cric_cells import NOT_SQUAMOUS, OUTPUT_CLASSES
+
+    rng = np.random.default_rng(seed)
+    other = OUTPUT_CLASSES.index(NOT_SQUAMOUS)
+    xs, ys = [], []
+    for field, descriptors in fields_and_descriptors:
+        graded = np.flatnonzero((field.targets >= 0) & (field.targets != other))
+        rest = np.flatnonzero(field.targets == other)
+        if len(rest) > per_field:
+            rest = rng.choice(rest, per_field, replace=False)
+        keep = np.sort(np.concatenate([graded, rest]))
+        xs.append(descriptors[keep])
+        ys.append(field.targets[keep])
+    return np.concatenate(xs), np.concatenate(ys)
