@@ -126,6 +126,9 @@ def test_demo_writes_labels_table_and_overlay(tmp_path, capsys):
     cells = tifffile.imread(tmp_path / "cells.tif")
     assert cells.shape == tifffile.imread(tmp_path / "smear.tif").shape[:2]
     assert summary["semantic_vs_truth"]["mIoU"] > 0.6
+    graded = pd.read_csv(tmp_path / "rgb_field" / "cells.csv")  # the color field went through analyze_field
+    assert len(graded) == summary["rgb_field"]["cells"] > 0 and "bethesda_class" in graded
+    assert sum(summary["rgb_field"]["counts"].values()) == graded["bethesda_class"].notna().sum()
 
 
 @pytest.mark.parametrize("backend", ["torch", "mmdet"])

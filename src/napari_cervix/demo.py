@@ -4,7 +4,9 @@ Writes into ``--out``: the input image, a semantic labels image, a cell labels i
 table and an overlay PNG, and prints a short summary (with scores against the smear's exact ground
 truth). Every capability that is installed runs: semantic segmentation, instance segmentation (when
 instance weights are available: torch + torchvision suffice; otherwise cells come from the semantic
-labels by a nucleus-seeded watershed), per-cell measurements and classification.
+labels by a nucleus-seeded watershed), per-cell measurements and classification; then a color
+(Pap-stained-looking) generated field goes through :func:`~napari_cervix.field.analyze_field`, the one call
+from a field to graded cells and triage (outputs in ``--out/rgb_field``).
 """
 
 from __future__ import annotations
@@ -114,8 +116,27 @@ def run_demo(out: str | Path, log=print) -> dict:
     table = _cell_table(sample.image, cells, nuclei, summary)
     table.to_csv(out / "cells.csv", index=False)
     iio.imwrite(out / "overlay.png", _overlay(sample.image, cells, semantic))
+    summary["rgb_field"] = _graded_field(out / "rgb_field")
     summary["outputs"] = sorted(p.name for p in out.iterdir())
     return summary
+
+
+def _graded_field(out: Path) -> dict:
+    """A color generated field through analyze_field: its counts per grade and triage (files in ``out``)."""
+    from .field import analyze_field, write_field_outputs
+    from .synth import generate_smear
+
+    image = generate_smear(shape=(512, 512), n_cells=(6, 8), seed=DEMO_SEED + 1, rgb=True).image
+    t0 = time.perf_counter()
+    field = analyze_field(image)
+    write_field_outputs(image, field, out)
+    return {
+        "seconds": round(time.perf_counter() - t0, 2),
+        "cells": field.summary["cells"],
+        "grading_model": field.summary.get("grading_model", field.summary.get("grading")),
+        "counts": field.summary.get("counts"),
+        "triage": field.summary["triage"]["decision"],
+    }
 
 
 def _cell_table(image, cells, nuclei, summary):

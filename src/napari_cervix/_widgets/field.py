@@ -71,7 +71,6 @@ class FieldWidget(TaskWidget):
             if layer_type == "labels" and kwargs["name"].endswith("cell labels"):
                 kwargs["features"] = features_for_layer(result.table, None, n_labels)
                 kwargs["metadata"] = {**kwargs.get("metadata", {}), "summary": result.summary}
-                kwargs["visible"] = True
             if layer_type == "shapes" and len(data):
                 ids = kwargs["features"]["cell_id"].astype(int)
                 kwargs["edge_color"] = [(*colors.get(i, UNGRADED_COLOR), 1.0) for i in ids]
