@@ -130,3 +130,29 @@ def test_results_layers_refuse_a_folder_that_is_not_a_finished_run(tmp_path):
 
     with pytest.raises(SlideOutputError, match="not a finished slide-analysis folder"):
         results_layers(tmp_path)
+
+
+def test_rgb_slide_cells_carry_bethesda_grades_and_the_grader_is_part_of_the_fingerprint(slide_path, reference):
+    import json
+
+    from napari_cervix.classes import BETHESDA_GRADES, NOT_SQUAMOUS
+
+    table = pd.read_parquet(reference.out / "cells.parquet")
+    assert {
+        "bethesda_class",
+        "p_abnormal",
+        "squamous_score",
+        "reviewable",
+        *(f"p_{g}" for g in BETHESDA_GRADES),
+    } <= set(table)
+    assert set(table["bethesda_class"].dropna()) <= {*BETHESDA_GRADES, NOT_SQUAMOUS}
+    assert table["p_abnormal"].between(0, 1).all()
+    counts = reference.summary["per_bethesda_class"]
+    assert sum(counts.values()) == table["bethesda_class"].notna().sum() and counts == {
+        c: int((table["bethesda_class"] == c).sum()) for c in counts
+    }
+    saved = json.loads((reference.out / "run.json").read_text())["fingerprint"]["settings"]
+    assert saved["grading_model"] == SETTINGS.grading_model
+    ungraded = SlideSettings(**{**SETTINGS.__dict__, "grading_model": None})
+    with pytest.raises(SlideOutputError, match="settings"):
+        analyze_slide(slide_path, reference.out, ungraded)

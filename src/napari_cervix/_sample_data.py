@@ -35,3 +35,23 @@ def make_rgb_smear_sample() -> list[tuple]:
     """Pap-stained-looking RGB synthetic smear + its ground-truth cells and nuclei."""
     sample = generate_smear(seed=SAMPLE_SEED, rgb=True)
     return _layers(sample, "synthetic smear (RGB)", {"rgb": True})
+
+
+#: Side of the synthetic sample slide: large enough for a pyramid and several analysis tiles, small enough
+#: to generate in seconds.
+SAMPLE_SLIDE_SIDE = 2048
+
+
+def make_slide_sample() -> list[tuple]:
+    """A generated RGB field written once as a pyramidal OME-TIFF in the cache folder, opened as the slide
+    reader opens a slide (a multiscale layer whose ``metadata["slide_path"]`` the Analyze slide widget runs on)."""
+    from ._slide_reader import slide_layer
+    from .io.slides import open_slide, write_ome_tiff
+    from .registry import cache_dir
+    from .synth import generate_smear_field
+
+    path = cache_dir() / "samples" / f"synthetic_slide_{SAMPLE_SLIDE_SIDE}_{SAMPLE_SEED}.ome.tif"
+    if not path.exists():  # written atomically: an interrupted write leaves no file under this name
+        field = generate_smear_field((SAMPLE_SLIDE_SIDE, SAMPLE_SLIDE_SIDE), seed=SAMPLE_SEED, rgb=True)
+        write_ome_tiff(path, field.image, pixel_size_um=0.5)
+    return [slide_layer(open_slide(path))]

@@ -90,6 +90,19 @@ def grade_columns(graded: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def ungrade_cells_without_nucleus(graded: pd.DataFrame, has_nucleus: np.ndarray) -> pd.DataFrame:
+    """Rows without a nucleus lose their grade (NaN probabilities, no class, not reviewable): the grader
+    reads the nucleus, so a window around a cell's centroid alone would be graded on nothing it knows."""
+    graded = graded.copy()
+    has_nucleus = np.asarray(has_nucleus, bool)
+    grade_cols = [c for c in graded.columns if c.startswith("p_") or c == "squamous_score"]
+    graded.loc[~has_nucleus, grade_cols] = np.nan
+    graded.loc[~has_nucleus, "reviewable"] = False
+    classes = graded["bethesda_class"].astype(object).where(has_nucleus, None)
+    graded["bethesda_class"] = pd.Categorical(classes, categories=[*BETHESDA_GRADES, NOT_SQUAMOUS])
+    return graded
+
+
 def _find_cells(image, cells: str, semantic_model, instance_model):
     """(cell set, nucleus labels, semantic labels or None)."""
     from .cellset import CellSet
@@ -149,14 +162,8 @@ def analyze_field_steps(
         summary["operating_point"] = {"p_abnormal": grader.threshold, **grader.metadata.get("operating_point", {})}
     else:
         table = measure_cells(image, cell_set, nuclei)
-    has_nucleus = table["nucleus_count"].to_numpy() > 0 if len(table) else np.zeros(0, bool)
     if "p_abnormal" in table:
-        # Cells without a nucleus carry no grade: the classifier reads the nucleus.
-        grade_cols = [c for c in table.columns if c.startswith("p_") or c in ("squamous_score",)]
-        table.loc[~has_nucleus, grade_cols] = np.nan
-        table.loc[~has_nucleus, "reviewable"] = False
-        table["bethesda_class"] = table["bethesda_class"].astype(object).where(has_nucleus, None)
-        table["bethesda_class"] = pd.Categorical(table["bethesda_class"], categories=[*BETHESDA_GRADES, NOT_SQUAMOUS])
+        table = ungrade_cells_without_nucleus(table, table["nucleus_count"].to_numpy() > 0)
     yield TileProgress(2, stages)
 
     if herlev_model:

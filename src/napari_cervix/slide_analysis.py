@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .classes import BETHESDA_GRADES, NOT_SQUAMOUS
 from .cli import Command
 from .io._atomic import atomic_path
 from .tiling import Tile, tile_grid
@@ -55,6 +56,7 @@ class SlideSettings:
     score_threshold: float = 0.5
     tta: int = 1  # test-time views per cell: 1 keeps a slide fast; the validated figures used 8
     tissue_side: int = 2048
+    grading_model: str | None = "default"  # Bethesda grader for RGB tiles (there is none for gray); None: skip
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ def tile_cores(tiles: list[Tile], shape) -> list[tuple[int, int, int, int]]:
 
 # ----------------------------------------------------------------------------------------- one tile
 _open_slides: dict[str, object] = {}
+_graders: dict[str, object] = {}
 
 
 def _slide(path: str):
@@ -102,6 +105,37 @@ def _slide(path: str):
     if path not in _open_slides:
         _open_slides[path] = open_slide(path)
     return _open_slides[path]
+
+
+def _grader(model: str):
+    """The Bethesda grader, loaded once per process (workers reuse it for every tile)."""
+    from .cells.classifier import load_grader
+
+    if model not in _graders:
+        _graders[model] = load_grader(model)
+    return _graders[model]
+
+
+def _grade_tile(image, cells, table: pd.DataFrame, settings: SlideSettings) -> pd.DataFrame:
+    """``table`` with the Bethesda grade columns of :func:`~napari_cervix.field.analyze_field`
+    (``bethesda_class``, ``p_<grade>``, ``p_abnormal``, ``reviewable``, ``squamous_score``) merged on the
+    tile's cell ids; the grader's ``reviewable`` (the Bethesda call) replaces the Herlev one, whose
+    probability stays in ``p_reviewable``. Gray tiles and ``grading_model=None`` are left ungraded."""
+    from .cells.classify import classify_cells_steps
+    from .field import grade_columns, ungrade_cells_without_nucleus
+    from .imaging import color_kind
+    from .tiling import run_to_end
+
+    if settings.grading_model is None or color_kind(image) != "rgb" or not len(table):
+        return table
+    grader = _grader(settings.grading_model)
+    # The grader's windows are centred on each cell's nucleus; measure=False: the table has the measurements.
+    steps = classify_cells_steps(image, cells, cells.nuclei, grader, measure=False, tta=settings.tta)
+    graded = grade_columns(run_to_end(steps))
+    nuclei_of = dict(zip(cells.ids.tolist(), cells.nuclei_per_cell().tolist()))
+    graded = ungrade_cells_without_nucleus(graded, [nuclei_of[int(k)] > 0 for k in graded["label"]])
+    new = ["label", "reviewable", *(c for c in graded.columns if c not in table.columns)]
+    return table.drop(columns="reviewable", errors="ignore").merge(graded[new], on="label", how="left")
 
 
 def analyze_tile(path: str, tile: Tile, core, settings: SlideSettings) -> dict:
@@ -125,6 +159,7 @@ def analyze_tile(path: str, tile: Tile, core, settings: SlideSettings) -> dict:
         table = measure_cells(image, cells)
     else:
         table = classify_cells(image, cells, model=settings.classifier, tta=settings.tta)
+    table = _grade_tile(image, cells, table, settings)
     offsets = {"centroid_y": tile.y0, "centroid_x": tile.x0, "bbox_y0": tile.y0, "bbox_y1": tile.y0}
     offsets.update({"bbox_x0": tile.x0, "bbox_x1": tile.x0})
     for column, offset in offsets.items():
@@ -257,7 +292,11 @@ def analyze_slide_steps(
     }
     if "predicted_class" in table.columns:
         summary["per_class"] = {str(k): int(v) for k, v in table["predicted_class"].value_counts().items()}
-        summary["reviewable"] = int(table["reviewable"].sum())
+    if "bethesda_class" in table.columns:  # graded tiles; gray ones carry no grade
+        counts = table["bethesda_class"].value_counts()
+        summary["per_bethesda_class"] = {c: int(counts.get(c, 0)) for c in [*BETHESDA_GRADES, NOT_SQUAMOUS]}
+    if "reviewable" in table.columns:
+        summary["reviewable"] = int(table["reviewable"].fillna(False).astype(bool).sum())
     with atomic_path(out / "cells.parquet") as tmp:
         table.to_parquet(tmp, index=False)
     write_label_pyramids(out / LABELS, slide, tiles_dir, todo, slide.pixel_size_um, n_cells=len(table))
@@ -575,6 +614,10 @@ def results_layers(out) -> list[tuple]:
         "border_width": 0,
         "metadata": {"results_path": str(Path(out)), "slide_path": str(slide.path), "models": table.attrs["models"]},
     }
-    if "predicted_class" in table.columns and len(table):
+    if "bethesda_class" in table.columns and table["bethesda_class"].notna().any():
+        from .field import grade_colors
+
+        kwargs["face_color"] = [(*rgb, 1.0) for rgb in grade_colors(table)]  # the Analyze field colors
+    elif "predicted_class" in table.columns and len(table):
         kwargs["face_color"] = "predicted_class"
     return [image, (points, kwargs, "points")]

@@ -138,6 +138,16 @@ def trees_from_sklearn(model) -> BoostedTrees:
     )
 
 
+def boost_settings(config) -> dict:
+    """The trees' settings of a TrainConfig, as a card's ``model_config["boost"]`` stores them."""
+    return {
+        "iterations": config.boost_iterations,
+        "learning_rate": config.boost_learning_rate,
+        "leaves": config.boost_leaves,
+        "max_features": config.boost_max_features,
+    }
+
+
 def _rebalanced(descriptors: np.ndarray, targets: np.ndarray, power: float):
     """Each class's rows repeated ≈ (largest class count / its count) ** power times.
 

@@ -77,19 +77,9 @@ class TVModulatedDeformConv2dPack(nn.Module):
         nn.init.zeros_(self.conv_offset.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv_offset(x)
-        o1, o2, mask = torch.chunk(out, 3, dim=1)
-        offset = torch.cat((o1, o2), dim=1)
-        return torchvision.ops.deform_conv2d(
-            x,
-            offset,
-            self.weight,
-            self.bias,
-            stride=self.stride,
-            padding=self.padding,
-            dilation=self.dilation,
-            mask=torch.sigmoid(mask),
-        )
+        from .portable.trunk import modulated_deform_conv
+
+        return modulated_deform_conv(self, x)
 
 
 class TVRoIAlign(nn.Module):

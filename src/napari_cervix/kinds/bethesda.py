@@ -56,15 +56,12 @@ class BethesdaBoost(ClassifierKind):
         return list(OUTPUT_CLASSES), None, list(BETHESDA_ABNORMAL)
 
     def model_config(self, config) -> dict:
+        from ..cells.boosting import boost_settings
+
         return {
             "crop": self.crop,
             "class_balance": config.class_balance,
-            "boost": {
-                "iterations": config.boost_iterations,
-                "learning_rate": config.boost_learning_rate,
-                "leaves": config.boost_leaves,
-                "max_features": config.boost_max_features,
-            },
+            "boost": boost_settings(config),
         }
 
     def load_parts(self, tensors: dict) -> dict:

@@ -24,16 +24,13 @@ class DescriptorBoost(ClassifierKind):
     recipe = {"size": 128, "network_size": 96, "network_channels": 1, "epochs": 120}
 
     def model_config(self, config) -> dict:
+        from ..cells.boosting import boost_settings
+
         return {
             "network_size": config.network_size or config.size,
             "network_channels": config.network_channels or config.channels,
             "cnn_weight": config.cnn_weight,
-            "boost": {
-                "iterations": config.boost_iterations,
-                "learning_rate": config.boost_learning_rate,
-                "leaves": config.boost_leaves,
-                "max_features": config.boost_max_features,
-            },
+            "boost": boost_settings(config),
         }
 
     def load_parts(self, tensors: dict) -> dict:

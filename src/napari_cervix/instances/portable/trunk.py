@@ -40,17 +40,24 @@ class ModulatedDeformConv2d(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        o1, o2, mask = torch.chunk(self.conv_offset(x), 3, dim=1)
-        return torchvision.ops.deform_conv2d(
-            x,
-            torch.cat((o1, o2), dim=1),
-            self.weight,
-            self.bias,
-            stride=self.stride,
-            padding=self.padding,
-            dilation=self.dilation,
-            mask=torch.sigmoid(mask),
-        )
+        return modulated_deform_conv(self, x)
+
+
+def modulated_deform_conv(layer, x: torch.Tensor) -> torch.Tensor:
+    """DCNv2's forward in mmcv's layout on ``torchvision.ops.deform_conv2d``, for any layer with
+    ``conv_offset``, ``weight``, ``bias``, ``stride``, ``padding`` and ``dilation`` (also the mmdet-side
+    layer of ``instances/modules.py``, so both backends compute it one way)."""
+    o1, o2, mask = torch.chunk(layer.conv_offset(x), 3, dim=1)
+    return torchvision.ops.deform_conv2d(
+        x,
+        torch.cat((o1, o2), dim=1),
+        layer.weight,
+        layer.bias,
+        stride=layer.stride,
+        padding=layer.padding,
+        dilation=layer.dilation,
+        mask=torch.sigmoid(mask),
+    )
 
 
 class Norm:
