@@ -25,10 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_cervix.cells.training import choose_threshold
 from napari_cervix.classes import BETHESDA_ABNORMAL, BETHESDA_GRADES, BETHESDA_HIGH_GRADE
-from napari_cervix.grading.cric_cells import OUTPUT_CLASSES, FieldCells, field_cells
+from napari_cervix.grading.cric_cells import OUTPUT_CLASSES
 from napari_cervix.grading.train import (
-    field_descriptors,
+    describe_fields,
     field_folds,
     fit_grader,
     recipe,
@@ -43,45 +44,6 @@ HIGH = np.array([c in BETHESDA_HIGH_GRADE for c in OUTPUT_CLASSES])
 HERLEV_PREVIOUS = (
     "grouped 5-fold CV 7-class 0.60 / recall 0.97 / specificity 0.73; held-out Herlev 0.677 / 0.994 / 0.766"
 )
-
-
-def describe(samples, cache: Path, window: int) -> tuple[list, list]:
-    """Per field: its detections matched to the points (FieldCells) and their descriptors, cached per field
-    in ``cache/descriptors`` (the default semantic model's labels too, in ``cache/semantic``)."""
-    from napari_cervix.semantic.inference import load_semantic_model, segment_semantic
-    from napari_cervix.semantic.postprocess import cells_from_semantic
-
-    model, fields, descriptors = None, [], []
-    (cache / "descriptors").mkdir(parents=True, exist_ok=True)
-    for n, sample in enumerate(samples):
-        path = cache / "descriptors" / f"{sample.name}.npz"
-        if not path.exists():
-            semantic_path = cache / "semantic" / f"{sample.name}.npz"
-            if semantic_path.exists():
-                labels = np.load(semantic_path)["labels"]
-            else:
-                model = model or load_semantic_model("default")
-                labels = segment_semantic(sample.image, model)
-                semantic_path.parent.mkdir(parents=True, exist_ok=True)
-                np.savez_compressed(semantic_path, labels=labels)
-            cells, nuclei = cells_from_semantic(labels)
-            field = field_cells(sample.name, nuclei, sample.meta["points"], sample.meta["bethesda"])
-            found = field_descriptors(sample.image, cells, nuclei, field, window)
-            tmp = path.with_name(f".{path.stem}.tmp.npz")
-            np.savez(tmp, descriptors=found, **{k: v for k, v in vars(field).items() if k != "name"})
-            tmp.rename(path)
-        stored = np.load(path)
-        fields.append(FieldCells(sample.name, **{k: stored[k] for k in stored.files if k != "descriptors"}))
-        descriptors.append(stored["descriptors"])
-        if n % 20 == 0:
-            print(f"described {n + 1}/{len(samples)} fields", flush=True)
-    return fields, descriptors
-
-
-def choose_threshold(scores: np.ndarray, positive: np.ndarray, recall: float) -> float:
-    from napari_cervix.cells.training import choose_threshold as lowest_keeping_recall
-
-    return lowest_keeping_recall(scores, positive, recall)
 
 
 def point_scores(fields, probabilities):
@@ -114,7 +76,7 @@ def main() -> None:
     config = recipe()
 
     samples = read_cric(Path(args.data) / "cric_fields", pseudo_masks=False)
-    fields, descriptors = describe(samples, cache, config.size)
+    fields, descriptors = describe_fields(samples, cache, config.size)
     fold_of = field_folds(fields, args.folds)
     print(f"{len(fields)} CRIC fields, {sum(len(f.points) for f in fields)} annotated cells, {args.folds} folds")
 

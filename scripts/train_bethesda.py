@@ -16,15 +16,10 @@ import argparse
 import json
 from pathlib import Path
 
-from napari_cervix.grading.train import fit_grader, recipe, training_set
+from napari_cervix.grading.train import describe_fields, fit_grader, recipe, training_set
 
 
 def main() -> None:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from bethesda_cv import describe  # the CV's own cached detections and descriptors
-
     from napari_cervix.io.cric import read_cric
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -36,7 +31,7 @@ def main() -> None:
     config = recipe()
     cv = json.loads(Path(args.cv).read_text())
     samples = read_cric(Path(args.data) / "cric_fields", pseudo_masks=False)
-    fields, descriptors = describe(samples, Path(args.cache), config.size)
+    fields, descriptors = describe_fields(samples, args.cache, config.size)  # the CV's cache
     x, y = training_set(list(zip(fields, descriptors)), config.seed)
     metadata = {
         "calibration": cv["calibration"],

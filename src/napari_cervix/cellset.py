@@ -40,6 +40,17 @@ def _bounding_crop(mask: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndar
     return (y0, x0, y1, x1), np.ascontiguousarray(mask[y0:y1, x0:x1], bool)
 
 
+def union_mask(nuclei) -> np.ndarray | None:
+    """H×W bool of every nucleus, whatever form they come in: None, sparse :class:`Masks`, an H×W mask or
+    Labels image, or an N×H×W stack."""
+    if nuclei is None:
+        return None
+    if isinstance(nuclei, Masks):
+        return nuclei.union()
+    mask = np.asarray(nuclei) > 0
+    return mask.any(axis=0) if mask.ndim == 3 else mask
+
+
 class Masks:
     """Masks on one H×W image, each stored as its box ``(y0, x0, y1, x1)`` and the bool mask inside it.
 

@@ -51,10 +51,6 @@ class FieldResult:
     table: pd.DataFrame
     summary: dict = field(default_factory=dict)
 
-    @property
-    def triage(self) -> dict:
-        return self.summary["triage"]
-
 
 def triage(table: pd.DataFrame) -> dict:
     """Field-level score (the largest ``p_abnormal``), the most severe reviewable grade and the decision:
@@ -82,19 +78,28 @@ def triage(table: pd.DataFrame) -> dict:
     }
 
 
-def grade_columns(graded: pd.DataFrame) -> pd.DataFrame:
-    """The classify step's columns, renamed for Bethesda grading (``predicted_class`` → ``bethesda_class``,
-    ``p_reviewable`` → ``p_abnormal``), plus ``squamous_score``."""
-    out = graded.rename(columns={"predicted_class": "bethesda_class", "p_reviewable": "p_abnormal"})
-    out["squamous_score"] = 1.0 - out.pop(f"p_{NOT_SQUAMOUS}")
-    return out
+def grade_cells(image, cells, nuclei, grader, *, measure: bool = True) -> pd.DataFrame:
+    """The Bethesda grade columns of every cell (``bethesda_class``, ``p_<class>``, ``p_abnormal``,
+    ``reviewable``, ``squamous_score``), with the measurements unless ``measure=False``; a cell without a
+    nucleus gets no grade. ``grader``: a loaded grader (:func:`~napari_cervix.cells.classifier.load_grader`).
+    The one grading step of fields and slide tiles."""
+    from .cells.classify import classify_cells_steps
+    from .tiling import run_to_end
+
+    table = run_to_end(classify_cells_steps(image, cells, nuclei, grader, measure=measure))
+    table = table.rename(columns={"predicted_class": "bethesda_class", "p_reviewable": "p_abnormal"})
+    table["squamous_score"] = 1.0 - table.pop(f"p_{NOT_SQUAMOUS}")
+    if "nucleus_count" in table:
+        has_nucleus = table["nucleus_count"].to_numpy() > 0
+    else:
+        nuclei_of = dict(zip(cells.ids.tolist(), cells.nuclei_per_cell().tolist()))
+        has_nucleus = np.array([nuclei_of[int(k)] > 0 for k in table["label"]], bool)
+    return _ungrade_cells_without_nucleus(table, has_nucleus)
 
 
-def ungrade_cells_without_nucleus(graded: pd.DataFrame, has_nucleus: np.ndarray) -> pd.DataFrame:
+def _ungrade_cells_without_nucleus(graded: pd.DataFrame, has_nucleus: np.ndarray) -> pd.DataFrame:
     """Rows without a nucleus lose their grade (NaN probabilities, no class, not reviewable): the grader
     reads the nucleus, so a window around a cell's centroid alone would be graded on nothing it knows."""
-    graded = graded.copy()
-    has_nucleus = np.asarray(has_nucleus, bool)
     grade_cols = [c for c in graded.columns if c.startswith("p_") or c == "squamous_score"]
     graded.loc[~has_nucleus, grade_cols] = np.nan
     graded.loc[~has_nucleus, "reviewable"] = False
@@ -156,14 +161,11 @@ def analyze_field_steps(
         grader = copy.copy(grader)  # never change the caller's classifier object
         grader.tta = max(1, min(int(tta), 8))
     if grader is not None and len(cell_set):
-        table = run_to_end(classify_cells_steps(image, cell_set, nuclei, grader))
-        table = grade_columns(table)
+        table = grade_cells(image, cell_set, nuclei, grader)
         summary["grading_model"] = grader.metadata.get("name") or grader.arch
         summary["operating_point"] = {"p_abnormal": grader.threshold, **grader.metadata.get("operating_point", {})}
     else:
         table = measure_cells(image, cell_set, nuclei)
-    if "p_abnormal" in table:
-        table = ungrade_cells_without_nucleus(table, table["nucleus_count"].to_numpy() > 0)
     yield TileProgress(2, stages)
 
     if herlev_model:

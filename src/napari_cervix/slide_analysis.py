@@ -121,19 +121,13 @@ def _grade_tile(image, cells, table: pd.DataFrame, settings: SlideSettings) -> p
     (``bethesda_class``, ``p_<grade>``, ``p_abnormal``, ``reviewable``, ``squamous_score``) merged on the
     tile's cell ids; the grader's ``reviewable`` (the Bethesda call) replaces the Herlev one, whose
     probability stays in ``p_reviewable``. Gray tiles and ``grading_model=None`` are left ungraded."""
-    from .cells.classify import classify_cells_steps
-    from .field import grade_columns, ungrade_cells_without_nucleus
+    from .field import grade_cells
     from .imaging import color_kind
-    from .tiling import run_to_end
 
     if settings.grading_model is None or color_kind(image) != "rgb" or not len(table):
         return table
-    grader = _grader(settings.grading_model)
     # The grader's windows are centred on each cell's nucleus; measure=False: the table has the measurements.
-    steps = classify_cells_steps(image, cells, cells.nuclei, grader, measure=False, tta=settings.tta)
-    graded = grade_columns(run_to_end(steps))
-    nuclei_of = dict(zip(cells.ids.tolist(), cells.nuclei_per_cell().tolist()))
-    graded = ungrade_cells_without_nucleus(graded, [nuclei_of[int(k)] > 0 for k in graded["label"]])
+    graded = grade_cells(image, cells, cells.nuclei, _grader(settings.grading_model), measure=False)
     new = ["label", "reviewable", *(c for c in graded.columns if c not in table.columns)]
     return table.drop(columns="reviewable", errors="ignore").merge(graded[new], on="label", how="left")
 

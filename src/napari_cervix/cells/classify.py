@@ -12,7 +12,7 @@ from collections.abc import Callable, Generator
 import numpy as np
 import pandas as pd
 
-from ..cellset import CellSet, Masks
+from ..cellset import CellSet, union_mask
 from ..geometry import CYTOPLASM, NUCLEUS
 from ..grading.crops import cell_nucleus_centres, nucleus_crops, window_masks
 from ..imaging import ImageError, check_image, color_kind
@@ -51,11 +51,7 @@ def cell_crops(
     """
     pixels = to_channels(image, channels)  # H × W × C float32 in [0, 1]
     position = {int(cell_id): k for k, cell_id in enumerate(cells.ids)}
-    if isinstance(nuclei, Masks):
-        nuclei = nuclei.union()
-    nuclei_mask = None if nuclei is None else np.asarray(nuclei) > 0
-    if nuclei_mask is not None and nuclei_mask.ndim == 3:
-        nuclei_mask = nuclei_mask.any(axis=0)
+    nuclei_mask = union_mask(nuclei)
     crops = np.empty((len(table), channels, size, size), np.float32)
     masks = np.empty((len(table), 2, size, size), np.float32) if with_masks else None
     for i, row in enumerate(table.itertuples(index=False)):
@@ -108,7 +104,9 @@ def classify_cells_steps(
     proba = np.zeros((total, len(classifier.classes)), np.float32)
     # Bethesda grading looks at a window centred on the nucleus, Herlev-style kinds at the cell's box.
     centred = getattr(classifier.kind, "crop", "cell") == "nucleus"
-    centres = cell_nucleus_centres(table, cells, nuclei) if centred else None
+    if centred:  # one union of the nuclei for every batch's centres and window masks
+        crop_nuclei = union_mask(crop_nuclei)
+    centres = cell_nucleus_centres(table, cells, crop_nuclei) if centred else None
     for start in range(0, total, BATCH):
         part = table.iloc[start : start + BATCH]
         if centred:

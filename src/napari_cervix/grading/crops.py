@@ -55,13 +55,9 @@ def cell_nucleus_centres(table, cells, nuclei) -> np.ndarray:
 
     ``nuclei``: None, an H×W mask or Labels image, or sparse :class:`~napari_cervix.cellset.Masks`.
     """
-    from ..cellset import Masks
+    from ..cellset import union_mask
 
-    if isinstance(nuclei, Masks):
-        nuclei = nuclei.union()
-    nucleus_mask = None if nuclei is None else np.asarray(nuclei) > 0
-    if nucleus_mask is not None and nucleus_mask.ndim == 3:
-        nucleus_mask = nucleus_mask.any(axis=0)
+    nucleus_mask = union_mask(nuclei)
     position = {int(cell_id): k for k, cell_id in enumerate(cells.ids)}
     centres = np.empty((len(table), 2), np.float64)
     for i, row in enumerate(table.itertuples(index=False)):
@@ -80,13 +76,9 @@ def window_masks(cells, labels, nuclei, centres: np.ndarray, window: int) -> np.
     """N × 2 × window × window one-hot (cytoplasm, nucleus) masks of the cells ``labels`` (ids in the
     :class:`~napari_cervix.cellset.CellSet` ``cells``) in the windows of :func:`nucleus_crops`: the cell's
     own pixels, its nucleus = the ``nuclei`` pixels inside it; zero beyond the image edge."""
-    from ..cellset import Masks
+    from ..cellset import union_mask
 
-    if isinstance(nuclei, Masks):
-        nuclei = nuclei.union()
-    nucleus_mask = None if nuclei is None else np.asarray(nuclei) > 0
-    if nucleus_mask is not None and nucleus_mask.ndim == 3:
-        nucleus_mask = nucleus_mask.any(axis=0)
+    nucleus_mask = union_mask(nuclei)
     height, width = cells.shape
     half = window // 2
     position = {int(cell_id): k for k, cell_id in enumerate(cells.ids)}

@@ -36,6 +36,44 @@ def field_descriptors(image, cell_labels: np.ndarray, nucleus_labels: np.ndarray
     return crop_descriptors(crops, onehot_to_semantic(masks))
 
 
+def describe_fields(samples, cache, window: int, log=print) -> tuple[list, list]:
+    """Per CRIC sample: its detections matched to the points (:class:`FieldCells`) and their descriptors,
+    cached per field in ``cache/descriptors`` (the default semantic model's labels too, in
+    ``cache/semantic``), so the cross-validation and the shipped model describe the cells once."""
+    from pathlib import Path
+
+    from ..io._atomic import atomic_path
+    from ..semantic.inference import load_semantic_model, segment_semantic
+    from ..semantic.postprocess import cells_from_semantic
+    from .cric_cells import field_cells
+
+    cache = Path(cache)
+
+    model, fields, descriptors = None, [], []
+    for n, sample in enumerate(samples):
+        path = cache / "descriptors" / f"{sample.name}.npz"
+        if not path.exists():
+            semantic_path = cache / "semantic" / f"{sample.name}.npz"
+            if semantic_path.exists():
+                labels = np.load(semantic_path)["labels"]
+            else:
+                model = model or load_semantic_model("default")
+                labels = segment_semantic(sample.image, model)
+                with atomic_path(semantic_path) as tmp:
+                    np.savez_compressed(tmp, labels=labels)
+            cells, nuclei = cells_from_semantic(labels)
+            field = field_cells(sample.name, nuclei, sample.meta["points"], sample.meta["bethesda"])
+            found = field_descriptors(sample.image, cells, nuclei, field, window)
+            with atomic_path(path) as tmp:
+                np.savez(tmp, descriptors=found, **{k: v for k, v in vars(field).items() if k != "name"})
+        stored = np.load(path)
+        fields.append(FieldCells(sample.name, **{k: stored[k] for k in stored.files if k != "descriptors"}))
+        descriptors.append(stored["descriptors"])
+        if n % 20 == 0:
+            log(f"described {n + 1}/{len(samples)} fields")
+    return fields, descriptors
+
+
 def fit_grader(config, descriptors: np.ndarray, targets: np.ndarray, metadata: dict | None = None):
     """A Bethesda classifier (:class:`~napari_cervix.cells.classifier.CellClassifier`) whose trees are fitted
     on ``descriptors`` with output-class indices ``targets``."""
