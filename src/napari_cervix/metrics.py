@@ -1,4 +1,5 @@
-"""Evaluation metrics: semantic (pixel), instance (COCO mask AP) and cell classification.
+"""Evaluation metrics: semantic (pixel), instance (COCO mask AP, the ISBI 2014/2015 challenge's per-cell
+measures) and cell classification.
 
 Every ratio is returned as a fraction in [0, 1]. A ratio whose denominator is zero is *undefined*
 and returned as ``None`` (JSON ``null``), never as 0 or NaN; averages ("MPA", "mIoU", macro means)
@@ -293,6 +294,126 @@ def coco_segm_metrics(gt_samples: Sequence[CellSample], predictions: Sequence[di
         "segm": ap_block(slice(None)),
         "per_category": {name: ap_block(slice(k, k + 1)) for k, name in enumerate(INSTANCE_CLASSES)},
     }
+
+
+# --------------------------------------------------------------------------------------------------
+# ISBI 2014/2015 overlapping-cell challenge measures (DC, FNo, TPp, FPp)
+# --------------------------------------------------------------------------------------------------
+
+#: A ground-truth cell is *found* ("good segmentation") when its matched prediction has Dice above this.
+CHALLENGE_DICE_THRESHOLD = 0.7
+#: The matchings :func:`challenge_measures` reports, by the names the reports use.
+CHALLENGE_MATCHINGS = ("greedy (official)", "global")
+
+
+def _intersections(truth: Masks, predicted: Masks) -> np.ndarray:
+    """G×P pixel counts of truth ∩ prediction, computed only for pairs whose boxes overlap (cells are
+    sparse: most pairs share no box, and their count is 0 without touching a pixel)."""
+    counts = np.zeros((len(truth), len(predicted)), np.int64)
+    if not counts.size:
+        return counts
+    t, p = truth.boxes[:, None, :], predicted.boxes[None, :, :]
+    y0, x0 = np.maximum(t[..., 0], p[..., 0]), np.maximum(t[..., 1], p[..., 1])
+    y1, x1 = np.minimum(t[..., 2], p[..., 2]), np.minimum(t[..., 3], p[..., 3])
+    for i, j in zip(*np.nonzero((y1 > y0) & (x1 > x0))):
+        box = (y0[i, j], x0[i, j], y1[i, j], x1[i, j])
+        counts[i, j] = np.count_nonzero(truth.crop_in(i, box) & predicted.crop_in(j, box))
+    return counts
+
+
+def _greedy_official_matches(dice: np.ndarray) -> np.ndarray:
+    """Prediction index per ground-truth cell (-1: none), as the challenge's ``evaluateCytoSegmentation.m``
+    matches: ground-truth cells in their order, each takes the prediction of highest overlap among those
+    no earlier cell took (the first on a tie; none when every overlap is 0). A prediction once taken is
+    gone for later cells even when its Dice is too low to count as found. (The official code ranks by
+    Jaccard; Dice = 2J/(1+J) ranks the same.)"""
+    matches = np.full(dice.shape[0], -1, np.int64)
+    free = np.ones(dice.shape[1], bool)
+    for i, row in enumerate(dice):
+        candidates = np.flatnonzero(free)
+        if not len(candidates) or row[candidates].max() == 0:
+            continue
+        matches[i] = candidates[np.argmax(row[candidates])]
+        free[matches[i]] = False
+    return matches
+
+
+def _global_matches(dice: np.ndarray) -> np.ndarray:
+    """Prediction index per ground-truth cell (-1: none) of the one-to-one assignment of largest total Dice."""
+    from scipy.optimize import linear_sum_assignment
+
+    matches = np.full(dice.shape[0], -1, np.int64)
+    rows, cols = linear_sum_assignment(dice, maximize=True)
+    matches[rows] = cols
+    return matches
+
+
+def challenge_measures(gt_samples: Sequence[CellSample], predictions: Sequence, min_score: float = 0.5) -> dict:
+    """The ISBI 2014/2015 overlapping cervical cell challenge's per-cell measures of predicted cells.
+
+    Definitions are those of the challenge's evaluation code (``evaluateCytoSegmentation.m`` and
+    ``SegEvaluateJIDiceTPRFPR.m``, version 0.10 of 2 January 2014, as used in Lu et al., IEEE TIP 24(4)
+    2015 and IEEE JBHI 2016; evaluation page: cs.adelaide.edu.au/~carneiro/isbi14_challenge/evaluation.html).
+    Each ground-truth cell G is matched to at most one predicted cell S; it is **found** when
+    Dice(S, G) = 2|S∩G| / (|S| + |G|) > 0.7 (:data:`CHALLENGE_DICE_THRESHOLD`). Then, pooled over the
+    found cells of every image:
+
+    * ``DC``  mean Dice;
+    * ``TPp`` mean pixel true-positive rate |S∩G| / |G|;
+    * ``FPp`` mean pixel false-positive rate |S \\ G| / (H·W − |G|), i.e. FP / (FP + TN) over the image
+      (hence the small values the literature reports);
+
+    and ``FNo`` = share of ground-truth cells not found (over every image's cells). ``found`` counts the
+    found cells, ``n_cells`` the ground-truth ones. Undefined values (no found cell, no ground truth) are
+    ``None``.
+
+    Two matchings are reported, each under its name in :data:`CHALLENGE_MATCHINGS`:
+
+    * ``"greedy (official)"`` — the official code's: ground-truth cells in order, each taking the
+      best-overlapping prediction no earlier cell took (see :func:`_greedy_official_matches`);
+    * ``"global"`` — the one-to-one assignment maximizing total Dice (Hungarian,
+      ``scipy.optimize.linear_sum_assignment``); assigned pairs with Dice ≤ 0.7 are not found.
+
+    The challenge scores a final segmentation, not a ranked list, so predicted cells scoring below
+    ``min_score`` (0.5, ``segment instances``' default) are left out. ``gt_samples`` and ``predictions``
+    are as in :func:`coco_segm_metrics`; samples without per-cell annotation (``cells`` None) are skipped.
+    """
+    if len(gt_samples) != len(predictions):
+        raise ValueError(f"{len(gt_samples)} ground-truth samples but {len(predictions)} predictions")
+    matchers = dict(zip(CHALLENGE_MATCHINGS, (_greedy_official_matches, _global_matches)))
+    found = {name: {"DC": [], "TPp": [], "FPp": []} for name in matchers}
+    n_cells, n_annotated = 0, 0
+    for index, (sample, pred) in enumerate(zip(gt_samples, predictions)):
+        if sample.cells is None:
+            continue
+        n_annotated += 1
+        truth = sample.cells.cells
+        predicted = _prediction_masks(pred, index, sample.shape)["cell"]
+        predicted = predicted.subset(predicted.scores >= min_score)
+        overlap = _intersections(truth, predicted).astype(np.float64)
+        gt_area, pred_area = truth.areas[:, None], predicted.areas[None, :]
+        dice = 2 * overlap / (gt_area + pred_area)
+        tpr = overlap / gt_area
+        fpr = (pred_area - overlap) / (truth.shape[0] * truth.shape[1] - gt_area)
+        n_cells += len(truth)
+        for name, matcher in matchers.items():
+            matches = matcher(dice)
+            rows = np.flatnonzero(matches >= 0)
+            rows = rows[dice[rows, matches[rows]] > CHALLENGE_DICE_THRESHOLD]
+            for key, values in (("DC", dice), ("TPp", tpr), ("FPp", fpr)):
+                found[name][key] += values[rows, matches[rows]].tolist()
+    if not n_annotated:
+        raise ValueError("no sample with per-cell annotations to score")
+    result = {"n_cells": n_cells, "dice_threshold": CHALLENGE_DICE_THRESHOLD, "min_score": float(min_score)}
+    for name, values in found.items():
+        result[name] = {
+            "DC": _mean_defined(values["DC"]),
+            "FNo": _ratio(n_cells - len(values["DC"]), n_cells),
+            "TPp": _mean_defined(values["TPp"]),
+            "FPp": _mean_defined(values["FPp"]),
+            "found": len(values["DC"]),
+        }
+    return result
 
 
 # --------------------------------------------------------------------------------------------------

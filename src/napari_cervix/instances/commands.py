@@ -94,10 +94,38 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
         help="'val': only the images the model's metadata lists as validation (default); 'all': every image",
     )
     p.add_argument("--score-threshold", type=float, default=0.05)
+    p.add_argument(
+        "--challenge-score-threshold",
+        type=float,
+        default=0.5,
+        help="the ISBI challenge measures (DC, FNo, TPp, FPp) score the cells scoring at least this "
+        "(default 0.5, the segment command's), a final segmentation rather than COCO's ranked list",
+    )
     p.add_argument("--tile-size", type=int, default=512)
     p.add_argument("--overlap", type=int, default=128)
     _add_backend(p)
     p.add_argument("--json", action="store_true", help="print only the JSON result")
+
+
+def _challenge_table(challenge: dict) -> str:
+    """The ISBI challenge measures of ``challenge_measures`` as a small text table, one row per matching."""
+    from ..metrics import CHALLENGE_MATCHINGS
+
+    def cell(value, digits):
+        return "–" if value is None else f"{value:.{digits}f}"
+
+    lines = [
+        f"ISBI 2014/2015 challenge measures of cells (found: Dice > {challenge['dice_threshold']}; "
+        f"predictions scoring >= {challenge['min_score']}):",
+        f"{'matching':<18} {'DC':>6} {'FNo':>6} {'TPp':>6} {'FPp':>7} {'found':>9}",
+    ]
+    for name in CHALLENGE_MATCHINGS:
+        m = challenge[name]
+        lines.append(
+            f"{name:<18} {cell(m['DC'], 3):>6} {cell(m['FNo'], 3):>6} {cell(m['TPp'], 3):>6} "
+            f"{cell(m['FPp'], 4):>7} {str(m['found']) + '/' + str(challenge['n_cells']):>9}"
+        )
+    return "\n".join(lines)
 
 
 def _run_evaluate(args) -> int:
@@ -113,9 +141,12 @@ def _run_evaluate(args) -> int:
         score_threshold=args.score_threshold,
         tile_size=args.tile_size,
         overlap=args.overlap,
+        challenge_score_threshold=args.challenge_score_threshold,
         log=(lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr)),
     )
     result["backend"] = detector.backend
+    if not quiet:  # stdout stays JSON; the table is for the reader
+        print(_challenge_table(result["challenge"]["cell"]), file=sys.stderr)
     print(json.dumps(result, indent=None if quiet else 2))
     return 0
 
@@ -187,7 +218,7 @@ COMMANDS = [
     Command(
         "evaluate",
         "instances",
-        "COCO mask AP (overall and per category) of an instance model",
+        "COCO mask AP (overall and per category) and the ISBI challenge's DC/FNo/TPp/FPp of an instance model",
         _add_evaluate,
         _run_evaluate,
     ),

@@ -1,6 +1,7 @@
 """``napari-cervix evaluate instances``: COCO mask AP (pycocotools) of a model on dataset specs, through
 the same tiled inference users run. Figures are fractions with COCO's definitions (AP over IoU
-0.50:0.95, AP50, AP75, AP_S/M/L by mask area 32²/96²), overall and per category."""
+0.50:0.95, AP50, AP75, AP_S/M/L by mask area 32²/96²), overall and per category, and for cells the ISBI
+2014/2015 challenge's DC / FNo / TPp / FPp (:func:`~napari_cervix.metrics.challenge_measures`)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ def evaluate_instances(
     tile_size: int = 512,
     overlap: int = 128,
     max_detections: int = 100,
+    challenge_score_threshold: float = 0.5,
     samples=None,
     log=print,
 ) -> dict:
@@ -30,12 +32,19 @@ def evaluate_instances(
 
     ``split="val"`` keeps only the images the model's metadata lists as its validation split (the
     figures reported for a trained model); ``"all"`` scores every image. The low default score threshold
-    (0.05) gives the whole precision–recall curve, as COCO evaluation expects.
+    (0.05) gives the whole precision–recall curve, as COCO evaluation expects; the challenge measures
+    (``metrics["challenge"]["cell"]``) score a final segmentation: the cells scoring at least
+    ``challenge_score_threshold`` (default 0.5, that of ``segment instances``).
     """
     from ..io import load_dataset
-    from ..metrics import coco_segm_metrics
+    from ..metrics import challenge_measures, coco_segm_metrics
     from .model import load_detector
 
+    if challenge_score_threshold < score_threshold:
+        raise ValueError(
+            f"challenge_score_threshold ({challenge_score_threshold}) is below score_threshold ({score_threshold}): "
+            "the detections it would keep are not made"
+        )
     detector = load_detector(model)
     if samples is None:
         samples = [s for spec in specs for s in load_dataset(spec)]
@@ -69,6 +78,7 @@ def evaluate_instances(
         predictions.append(result.to_predictions())
         log(f"{sample.name}: {len(result)} cells, {len(result.nuclei)} nuclei")
     metrics = coco_segm_metrics(samples, predictions)
+    metrics["challenge"] = {"cell": challenge_measures(samples, predictions, min_score=challenge_score_threshold)}
     metrics["n_images"] = len(samples)
     metrics["images"] = [s.name for s in samples]
     metrics["split"] = split
