@@ -1,15 +1,21 @@
 """Nucleus recall at the annotated points of real Pap-smear fields (CRIC), per Bethesda class, as a table.
 
     nice -n 10 .venv/bin/python benchmarks/real_fields.py [--data ../shared/data] [--model FILE]
-        [--instance-model FILE|none] [--split val|all]
+        [--instance-model FILE|none] [--split val|all] [--scales 0.75 1.5 2.5] [--modes given estimated]
 
 On the CRIC validation fields (split by field within groups of equal most severe class, by
 :func:`napari_cervix.semantic.data.split_training_samples`: the semantic trainer's split) each annotated
 nucleus centre counts as found when a predicted nucleus lies within 4 px of it. Rows: ``segment_semantic``
-(nucleus class) and, where mmdet is installed, ``segment_instances`` (nucleus masks). Also detections per
+(nucleus class) and, ``segment_instances`` (nucleus masks). Also detections per
 field (predicted nuclei: 8-connected nucleus components for the semantic model) and seconds per field.
 Only squamous cells are annotated, so detections beyond the points are not all false. Data: CRIC Cervix
 (Rezende et al., Sci. Data 8:151, 2021; CC BY 4.0).
+
+``--scales``: every field is also resampled by each factor (the points with it; the tolerance scales too,
+so it stays the same distance on the glass) and run once per ``--modes``: ``given`` (``pixel_size_um`` =
+CRIC's recorded pixel size / factor), ``estimated`` (no pixel size: estimated from the image) and
+``as-is`` (``estimate_scale=False``, the model run on the resampled field as it is). The estimate's
+error is printed per scale (median and worst |estimated / true − 1| of the factor to the model's scale).
 """
 
 from __future__ import annotations
@@ -29,93 +35,124 @@ from napari_cervix.semantic.data import split_training_samples
 TOLERANCE = 4.0
 
 
-def found_at_points(nucleus_mask: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Bool per (row, col) point: a predicted nucleus pixel within :data:`TOLERANCE` of it."""
+def found_at_points(nucleus_mask: np.ndarray, points: np.ndarray, tolerance: float = TOLERANCE) -> np.ndarray:
+    """Bool per (row, col) point: a predicted nucleus pixel within ``tolerance`` of it."""
     if not nucleus_mask.any():
         return np.zeros(len(points), bool)
     distance = ndi.distance_transform_edt(~nucleus_mask)
     rows = np.clip(np.round(points[:, 0]).astype(int), 0, nucleus_mask.shape[0] - 1)
     cols = np.clip(np.round(points[:, 1]).astype(int), 0, nucleus_mask.shape[1] - 1)
-    return distance[rows, cols] <= TOLERANCE
+    return distance[rows, cols] <= tolerance
 
 
 def semantic_runner(model):
     from napari_cervix.semantic.inference import load_semantic_model, segment_semantic
 
-    loaded = load_semantic_model(model)
+    loaded = load_semantic_model(model, "rgb")
 
-    def run(image):
-        nuclei = segment_semantic(image, loaded) == NUCLEUS
-        return nuclei, int(label_components(nuclei).max())
+    def run(image, **scale):
+        nuclei, used = segment_semantic(image, loaded, return_scale=True, **scale)
+        return nuclei == NUCLEUS, int(label_components(nuclei == NUCLEUS).max()), used
 
     return run
 
 
 def instance_runner(model):
     from napari_cervix.instances.inference import segment_instances
+    from napari_cervix.scale import Scale
 
-    def run(image):
-        result = segment_instances(image, model)
-        return result.nuclei_union(), len(result.nucleus_scores)
+    def run(image, **scale):
+        result = segment_instances(image, model, **scale)
+        return result.nuclei_union(), len(result.nucleus_scores), Scale(**result.meta["scale"])
 
     return run
 
 
-def score(run, samples) -> dict:
-    """Found flags per class, detections and seconds per field."""
+MODES = {
+    "given": lambda pixel, factor: {"pixel_size_um": pixel / factor},
+    "estimated": lambda pixel, factor: {},
+    "as-is": lambda pixel, factor: {"estimate_scale": False},
+}
+
+
+def score(run, samples, factor: float = 1.0, options: dict | None = None, cric_pixel: float | None = None) -> dict:
+    """Found flags per class, detections and seconds per field, and the estimate's error, of the fields
+    resampled by ``factor`` and run with the scale ``options``."""
+    from napari_cervix.scale import resample
+
     found: dict[str, list[bool]] = {name: [] for name in CRIC_CLASSES}
-    detections, seconds = [], []
+    detections, seconds, errors = [], [], []
     for sample in samples:
+        image = resample(sample.image, factor)
         started = time.perf_counter()
-        nuclei, count = run(sample.image)
+        nuclei, count, used = run(image, **(options or {}))
         seconds.append(time.perf_counter() - started)
         detections.append(count)
-        for cls, hit in zip(sample.meta["bethesda"], found_at_points(nuclei, sample.meta["points"])):
+        if used.estimated_factor and cric_pixel and used.pixel_size_um:
+            errors.append(abs(used.pixel_size_um / (cric_pixel / factor) - 1))
+        hits = found_at_points(nuclei, sample.meta["points"] * factor, TOLERANCE * factor)
+        for cls, hit in zip(sample.meta["bethesda"], hits):
             found.setdefault(short_bethesda(cls), []).append(bool(hit))
-    return {"found": found, "detections": detections, "seconds": seconds}
+    return {"found": found, "detections": detections, "seconds": seconds, "errors": errors}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
-    parser.add_argument("--model", default="default", help="semantic model: registered name or .safetensors file")
+    parser.add_argument(
+        "--model", default="default", help="semantic model: registered name or .safetensors file; 'none' skips it"
+    )
     parser.add_argument(
         "--instance-model", default="default", help="instance model: name or .safetensors file; 'none' skips it"
     )
     parser.add_argument("--split", choices=("val", "all"), default="val")
     parser.add_argument("--val-fraction", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scales", type=float, nargs="*", default=[], help="also run the fields resampled by these")
+    parser.add_argument("--modes", nargs="+", choices=tuple(MODES), default=["given", "estimated"])
+    parser.add_argument("--max-fields", type=int, help="only the first N fields (quick looks)")
     args = parser.parse_args()
 
     samples = read_cric(Path(args.data) / "cric_fields", pseudo_masks=False)
     if args.split == "val":
         samples = split_training_samples([(s, False) for s in samples], args.val_fraction, args.seed)[1]
+    samples = samples[: args.max_fields]
     print(f"{len(samples)} CRIC fields ({args.split}), {sum(len(s.meta['points']) for s in samples)} annotated cells")
-    runners = {f"segment_semantic ({args.model})": semantic_runner(args.model)}
+    runners = {} if args.model == "none" else {f"segment_semantic ({args.model})": semantic_runner(args.model)}
     try:
-        from napari_cervix.instances.model import require_mmdet
+        from napari_cervix.instances.model import require_backend
 
         if args.instance_model != "none":
-            require_mmdet()
+            require_backend("auto")
             runners[f"segment_instances ({args.instance_model})"] = instance_runner(args.instance_model)
     except Exception as err:  # InstancesUnavailable, or mmcv's ops failing to load
         print(f"segment_instances skipped: {err}")
 
+    from napari_cervix.registry import read_card, resolve
+
+    cric_pixel = read_card(resolve("default", "semantic", "rgb")[0]).input.pixel_size_um
     header = " | ".join(f"{c} (n)" for c in CRIC_CLASSES)
-    print(f"| model | recall all (n) | {header} | detections / field | s / field |")
-    print("| --- | --- | " + " | ".join("---" for _ in CRIC_CLASSES) + " | --- | --- |")
+    print(f"| model | field scale | recall all (n) | {header} | detections / field | s / field | estimate error |")
+    print("| --- | --- | --- | " + " | ".join("---" for _ in CRIC_CLASSES) + " | --- | --- | --- |")
+
+    def cell(hits):
+        return f"{np.mean(hits):.3f} ({len(hits)})" if hits else "– (0)"
+
     for label, run in runners.items():
-        result = score(run, samples)
-        every = [hit for hits in result["found"].values() for hit in hits]
-
-        def cell(hits):
-            return f"{np.mean(hits):.3f} ({len(hits)})" if hits else "– (0)"
-
-        per_class = " | ".join(cell(result["found"].get(c, [])) for c in CRIC_CLASSES)
-        print(
-            f"| {label} | {cell(every)} | {per_class} | {np.mean(result['detections']):.1f} | "
-            f"{np.mean(result['seconds']):.2f} |"
-        )
+        runs = [("1× (estimated)", 1.0, {})]
+        if cric_pixel:
+            runs += [(f"{f:g}× ({mode})", f, MODES[mode](cric_pixel, f)) for f in args.scales for mode in args.modes]
+        for what, factor, options in runs:
+            result = score(run, samples, factor, options, cric_pixel)
+            every = [hit for hits in result["found"].values() for hit in hits]
+            per_class = " | ".join(cell(result["found"].get(c, [])) for c in CRIC_CLASSES)
+            errors = result["errors"]
+            error = f"{np.median(errors):.1%} (max {np.max(errors):.1%})" if errors else "–"
+            print(
+                f"| {label} | {what} | {cell(every)} | {per_class} | {np.mean(result['detections']):.1f} | "
+                f"{np.mean(result['seconds']):.2f} | {error} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

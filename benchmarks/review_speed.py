@@ -19,7 +19,7 @@ import pandas as pd
 
 from napari_cervix.io.slides import open_slide, write_ome_tiff
 from napari_cervix.review import gallery_order, page, thumbnails
-from napari_cervix.synth import generate_smear
+from napari_cervix.synth import PIXEL_SIZE_UM, generate_smear
 
 
 class Mosaic:
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     parser.add_argument("--page-size", type=int, default=100)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
-        path = write_ome_tiff(Path(folder) / "slide.ome.tif", Mosaic(args.side), pixel_size_um=0.5)
+        path = write_ome_tiff(Path(folder) / "slide.ome.tif", Mosaic(args.side), pixel_size_um=PIXEL_SIZE_UM)
         slide = open_slide(path)
         print(f"slide {args.side}² px, {len(slide.levels)} levels; first page = {args.page_size} thumbnails of 96²\n")
         print("| cells | order (s) | thumbnails (s) | first page (s) |")

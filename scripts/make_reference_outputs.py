@@ -56,7 +56,7 @@ def record(data: dict[str, np.ndarray], skip: frozenset = frozenset()) -> dict[s
             continue
         for name in ("gray", "rgb"):
             labels, probs = nc.segment_semantic(
-                data[f"input/{name}/image"], model, precision="float32", return_probabilities=True
+                data[f"input/{name}/image"], model, precision="float32", return_probabilities=True, estimate_scale=False
             )
             out[f"semantic/{model}/{name}/labels"] = labels
             out[f"semantic/{model}/{name}/probs"] = probs[:, ::PROBABILITY_STRIDE, ::PROBABILITY_STRIDE]
@@ -64,7 +64,7 @@ def record(data: dict[str, np.ndarray], skip: frozenset = frozenset()) -> dict[s
         if model in skip:
             continue
         for name in ("gray", "wide"):
-            result = nc.segment_instances(data[f"input/{name}/image"], model)
+            result = nc.segment_instances(data[f"input/{name}/image"], model, estimate_scale=False)
             key = f"instances/{model}/{name}"
             out[f"{key}/scores"] = np.asarray(result.scores, np.float32)
             out[f"{key}/areas"] = np.asarray(result.areas, np.int64)

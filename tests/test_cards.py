@@ -31,7 +31,8 @@ def test_semantic_files_validation_images_become_the_one_shape():
     assert card.training.data == tuple(raw["training_data"]) and card.training.images == tuple(raw["training_images"])
     assert card.input.channels == 1 and card.input.color == "gray"
     assert card.input.normalization == {"kind": "percentile", "low": 1.0, "high": 99.5}
-    assert card.input.pixel_size_um is None  # not recorded by files of that time
+    # recorded afterwards (scripts/record_pixel_sizes.py): the ISBI images' size from their normal nuclei
+    assert 0.2 < card.input.pixel_size_um < 0.5 and card.input.nucleus_area_px > 0
     assert card.options == {"encoder_depth": 4, "decoder_channels": [64, 32, 16, 16]} and card.divisor == 32
 
 
@@ -84,6 +85,7 @@ def test_a_file_with_bad_metadata_is_refused_naming_file_and_key(tmp_path):
         ({"in_channels": 2}, "key 'in_channels': must be 1 \\(gray\\) or 3"),
         ({"input": {"channels": 1, "pixel_size_um": -1}}, "key 'input.pixel_size_um': must be a positive"),
         ({"input": {"channels": 1, "color": "cmyk"}}, "key 'input.color'"),
+        ({"input": {"channels": 1, "nucleus_area_px": 0}}, "key 'input.nucleus_area_px': must be a positive"),
         ({"normalization": {"kind": "percentile", "gamma": 2}}, "key 'normalization': percentile normalization takes"),
         ({"normalization": {"kind": "percentile", "low": 99.5, "high": 1}}, "key 'normalization': percentiles need"),
         ({"normalization": {"kind": "percentile", "low": "1"}}, "key 'normalization': parameters must be numbers"),

@@ -22,7 +22,9 @@ def test_analyze_field_widget_adds_graded_layers_with_the_table_as_features(make
     widget.run()
     qtbot.waitUntil(lambda: widget._worker is None, timeout=240_000)
 
-    expected = analyze_field(image)  # the widget calls the console function: the same table
+    # The widget calls the console function, the layer's scale read as µm per pixel: the same table.
+    expected = analyze_field(image, pixel_size_um=0.5)
+    assert expected.summary["scale"]["source"] == "given"
     labels = viewer.layers["field graded cell labels"]
     features = labels.features
     assert list(features["label"]) == list(range(len(features)))  # row i = label i

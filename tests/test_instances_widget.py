@@ -24,7 +24,9 @@ def test_widget_adds_linked_layers(make_napari_viewer, qtbot):
     assert list_models("instances"), "the package ships an instances model; the registry lost it"
     viewer = make_napari_viewer()
     sample = generate_smear((512, 512), n_cells=(4, 6), seed=7)
-    viewer.add_image(sample.image, name="smear", scale=(0.5, 0.5))
+    # The layer's scale is the image's µm per pixel: here the instance model's own, so it runs as it is.
+    pixel = list_models("instances")[0].card.input.pixel_size_um
+    viewer.add_image(sample.image, name="smear", scale=(pixel, pixel))
     widget = InstanceWidget(viewer)
     viewer.window.add_dock_widget(widget)
     widget.image.value = viewer.layers["smear"]
@@ -46,5 +48,5 @@ def test_widget_adds_linked_layers(make_napari_viewer, qtbot):
     # linked by id: a nucleus labelled k lies in cell k's mask
     k = int(nuclei.max()) if nuclei.max() <= len(cells) else int(np.unique(nuclei)[1])
     assert cells[k - 1][nuclei == k].mean() > 0.5
-    assert tuple(shapes.scale) == (0.5, 0.5)  # results sit on their image
-    assert widget.status.value.endswith("nuclei")
+    assert tuple(shapes.scale) == (pixel, pixel)  # results sit on their image
+    assert "nuclei; scale: " in widget.status.value and "given; run as it is" in widget.status.value

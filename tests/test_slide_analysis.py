@@ -14,7 +14,7 @@ import pytest
 from napari_cervix.instances.model import InstancesUnavailable, require_backend
 from napari_cervix.io.slides import write_ome_tiff
 from napari_cervix.slide_analysis import SlideOutputError, SlideSettings, analyze_slide, tile_cores
-from napari_cervix.synth import generate_smear
+from napari_cervix.synth import PIXEL_SIZE_UM, generate_smear
 from napari_cervix.tiling import tile_grid
 
 SETTINGS = SlideSettings(tile_size=1024, overlap=256)
@@ -43,7 +43,7 @@ def slide_path(tmp_path_factory):
     slide[:] = GLASS
     for k, (y, x) in enumerate(FIELDS):
         slide[y : y + 512, x : x + 512] = generate_smear((512, 512), n_cells=6, seed=20 + k, rgb=True).image
-    return write_ome_tiff(tmp_path_factory.mktemp("slide") / "smear.ome.tif", slide, pixel_size_um=0.5)
+    return write_ome_tiff(tmp_path_factory.mktemp("slide") / "smear.ome.tif", slide, pixel_size_um=PIXEL_SIZE_UM)
 
 
 @pytest.fixture(scope="module")

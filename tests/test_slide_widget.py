@@ -6,7 +6,7 @@ import pytest
 
 from napari_cervix.instances.model import InstancesUnavailable, require_backend
 from napari_cervix.io.slides import open_slide, write_ome_tiff
-from napari_cervix.synth import generate_smear
+from napari_cervix.synth import PIXEL_SIZE_UM, generate_smear
 
 pytestmark = pytest.mark.gui
 
@@ -19,7 +19,7 @@ def slide_path(tmp_path_factory):
     slide = np.empty((1024, 1024, 3), np.uint8)
     slide[:] = GLASS
     slide[:256, :256] = generate_smear((256, 256), n_cells=4, seed=31, rgb=True).image
-    return write_ome_tiff(tmp_path_factory.mktemp("slide") / "corner.ome.tif", slide, pixel_size_um=0.5)
+    return write_ome_tiff(tmp_path_factory.mktemp("slide") / "corner.ome.tif", slide, pixel_size_um=PIXEL_SIZE_UM)
 
 
 def _widget(viewer):
@@ -48,7 +48,7 @@ def test_widget_analyzes_a_slide_and_adds_its_results_layers(make_napari_viewer,
     table = pd.read_parquet(out / "cells.parquet")
     assert len(table) >= 1
     image, points = viewer.layers[slide_path.name], viewer.layers[f"{slide_path.name} cells"]
-    assert image.multiscale and image.scale[-1] == 0.5
+    assert image.multiscale and image.scale[-1] == PIXEL_SIZE_UM
     assert len(points.data) == len(table) and "bethesda_class" in points.features
     pd.testing.assert_series_equal(points.features["bethesda_class"], table["bethesda_class"])
     assert widget.status.value.startswith(f"{len(table)} cells in ") and "glass skipped" in widget.status.value

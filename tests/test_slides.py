@@ -8,8 +8,10 @@ import pytest
 import tifffile
 
 from napari_cervix.io.slides import SlideError, halve_into, level_shapes, open_slide, slide_format, write_ome_tiff
+from napari_cervix.slide_analysis import tile_cores
 from napari_cervix.synth import generate_smear
-from napari_cervix.tissue import detect_tissue, optical_density
+from napari_cervix.tiling import tile_grid
+from napari_cervix.tissue import TissueMask, detect_tissue, optical_density, tissue_mask_of
 
 GLASS = (236, 232, 228)
 
@@ -137,6 +139,34 @@ def test_tissue_detection_finds_the_fields_and_skips_glass(ome_tiff):
     assert not tissue.covers(1500, 100, 1900, 500)  # bare glass far from both fields
     area_of_fields = 2 * 512 * 512 / (2048 * 3072)
     assert area_of_fields * 0.5 < tissue.fraction < area_of_fields * 2.5
+
+
+def test_tissue_tiles_are_the_fields_whatever_their_white_balance():
+    """Fields captured each with its own white balance (like the CRIC fields the slide benchmark mosaics):
+    one brighter, one darker than the glass they lie on. Every tile that owns a cell (its core holds the
+    cell's centroid) is kept, and every tile of bare glass is skipped."""
+    corners = [(200, 300), (1300, 2200)]
+    image, centroids = mosaic((2048, 3072), []), []
+    for k, ((y, x), gain) in enumerate(zip(corners, (1.04, 0.94))):
+        field = generate_smear((512, 512), n_cells=6, seed=k, rgb=True)
+        image[y : y + 512, x : x + 512] = np.clip(field.image * gain, 0, 255).astype(np.uint8)
+        centroids += [
+            (y + r.mean() + box[0], x + c.mean() + box[1])
+            for _, box, mask in field.cells
+            for r, c in [np.nonzero(mask)]
+        ]
+    tissue = TissueMask(tissue_mask_of(image[::4, ::4]), downsample=4.0, level=2)
+    grid = tile_grid(image.shape, tile_size=1024, overlap=256)
+    kept = [tissue.covers(t.y0, t.x0, t.y1, t.x1) for t in grid]
+    owners = {
+        i
+        for i, (y0, y1, x0, x1) in enumerate(tile_cores(grid, image.shape))
+        for y, x in centroids
+        if y0 <= y < y1 and x0 <= x < x1
+    }
+    glass = [not any(t.y0 < y + 512 and y < t.y1 and t.x0 < x + 512 and x < t.x1 for y, x in corners) for t in grid]
+    assert len(centroids) == 12 and all(kept[i] for i in owners)
+    assert any(glass) and not any(k for k, g in zip(kept, glass) if g)
 
 
 def test_empty_glass_has_no_tissue():

@@ -48,10 +48,11 @@ def make_slide_sample() -> list[tuple]:
     from ._slide_reader import slide_layer
     from .io.slides import open_slide, write_ome_tiff
     from .registry import cache_dir
-    from .synth import generate_smear_field
+    from .synth import PIXEL_SIZE_UM, generate_smear_field
 
-    path = cache_dir() / "samples" / f"synthetic_slide_{SAMPLE_SLIDE_SIDE}_{SAMPLE_SEED}.ome.tif"
+    name = f"synthetic_slide_{SAMPLE_SLIDE_SIDE}_{SAMPLE_SEED}_{PIXEL_SIZE_UM}um.ome.tif"
+    path = cache_dir() / "samples" / name
     if not path.exists():  # written atomically: an interrupted write leaves no file under this name
         field = generate_smear_field((SAMPLE_SLIDE_SIDE, SAMPLE_SLIDE_SIDE), seed=SAMPLE_SEED, rgb=True)
-        write_ome_tiff(path, field.image, pixel_size_um=0.5)
+        write_ome_tiff(path, field.image, pixel_size_um=PIXEL_SIZE_UM)
     return [slide_layer(open_slide(path))]

@@ -53,6 +53,9 @@ class ModelInput:
     pixel_size_um: float | None  # µm per pixel of the training images; None = not recorded (older files)
     normalization: dict  # {"kind": ..., parameters}, see NORMALIZATIONS
     size: int | None = None  # side of the square crops it takes (classifiers); None = any size
+    # median area (px²) of the nuclei it segments on its training fields: the size model's reference
+    # (napari_cervix.scale); None = not recorded
+    nucleus_area_px: float | None = None
 
 
 @dataclass(frozen=True)
@@ -256,7 +259,11 @@ def _input(reader: _Reader, task: str) -> ModelInput:
     size = given.meta.get("size")
     if size is not None and (not isinstance(size, int) or size < 1):
         raise given.error("size", f"must be a positive number of pixels, got {size!r}")
-    return ModelInput(channels, color, None if pixel_size is None else float(pixel_size), normalization, size)
+    area = given.meta.get("nucleus_area_px")
+    if area is not None and (isinstance(area, bool) or not isinstance(area, (int, float)) or area <= 0):
+        raise given.error("nucleus_area_px", f"must be a positive area in px² or null, got {area!r}")
+    pixel = None if pixel_size is None else float(pixel_size)
+    return ModelInput(channels, color, pixel, normalization, size, None if area is None else float(area))
 
 
 def _training(reader: _Reader, task: str) -> TrainingRecord:

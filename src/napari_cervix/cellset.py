@@ -225,6 +225,26 @@ class Masks:
         index = _positions(index)
         return Masks(self.shape, self.boxes[index], [self.crops[k] for k in index], self.scores[index])
 
+    def resized(self, shape) -> Masks:
+        """The masks on the same image resampled to ``shape`` (e.g. results at a model's pixel size
+        mapped back to the input's grid): each box scaled, each crop resized inside it (bilinear on the
+        mask, kept where ≥ 0.5). A mask too small to keep a pixel keeps its centre pixel."""
+        import cv2
+
+        height, width = int(shape[0]), int(shape[1])
+        sy, sx = height / self.shape[0], width / self.shape[1]
+        boxes, crops = [], []
+        for (y0, x0, y1, x1), crop in self:
+            ny0, nx0 = min(int(np.floor(y0 * sy)), height - 1), min(int(np.floor(x0 * sx)), width - 1)
+            ny1, nx1 = max(min(int(np.ceil(y1 * sy)), height), ny0 + 1), max(min(int(np.ceil(x1 * sx)), width), nx0 + 1)
+            scaled = cv2.resize(crop.astype(np.float32), (nx1 - nx0, ny1 - ny0), interpolation=cv2.INTER_LINEAR)
+            kept = scaled.reshape(ny1 - ny0, nx1 - nx0) >= 0.5
+            if not kept.any():
+                kept[(ny1 - ny0) // 2, (nx1 - nx0) // 2] = True
+            boxes.append((ny0, nx0, ny1, nx1))
+            crops.append(kept)
+        return Masks((height, width), boxes, crops, self.scores)
+
     def rle(self) -> list[dict]:
         """COCO compressed RLE of each mask at full image size (pycocotools' format), computed from the
         crop: memory per mask is its runs, never an H×W array."""
@@ -424,6 +444,10 @@ class CellSet:
         cells, ids = self.cells.subset(index), self.ids[index]
         keep = (self.nucleus_cell_ids == 0) | np.isin(self.nucleus_cell_ids, ids)
         return CellSet(cells, ids, self.nuclei.subset(keep), self.nucleus_cell_ids[keep])
+
+    def resized(self, shape) -> CellSet:
+        """The same cells (ids, scores, nucleus links kept) on the image resampled to ``shape``."""
+        return CellSet(self.cells.resized(shape), self.ids, self.nuclei.resized(shape), self.nucleus_cell_ids)
 
     def filter(self, min_score: float) -> CellSet:
         """Cells and nuclei scoring at least ``min_score``."""

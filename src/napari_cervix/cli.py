@@ -43,6 +43,27 @@ class Command:
     run: Callable[[argparse.Namespace], int | None]
 
 
+def add_scale_arguments(p: argparse.ArgumentParser) -> None:
+    """``--pixel-size`` / ``--no-estimate-scale``: the image's µm per pixel (see :mod:`napari_cervix.scale`)."""
+    p.add_argument(
+        "--pixel-size",
+        type=float,
+        metavar="UM",
+        help="µm per pixel of the images; they are resampled to each model's training pixel size and the "
+        "results mapped back (default: estimated from the nuclei of each image)",
+    )
+    p.add_argument(
+        "--no-estimate-scale",
+        action="store_true",
+        help="without --pixel-size, run the images as they are instead of estimating their scale",
+    )
+
+
+def scale_options(args: argparse.Namespace) -> dict:
+    """The API keywords of :func:`add_scale_arguments`' options."""
+    return {"pixel_size_um": args.pixel_size, "estimate_scale": not args.no_estimate_scale}
+
+
 def _commands() -> list[Command]:
     found = []
     for module_name in COMMAND_MODULES:

@@ -32,6 +32,7 @@ import pandas as pd
 
 from .classes import BETHESDA_ABNORMAL, BETHESDA_GRADES, BETHESDA_HIGH_GRADE, NOT_SQUAMOUS
 from .imaging import ImageError, check_image, color_kind
+from .scale import Scale, resample, resize_labels
 from .tiling import TileProgress
 
 #: Triage decisions, least to most urgent.
@@ -108,21 +109,49 @@ def _ungrade_cells_without_nucleus(graded: pd.DataFrame, has_nucleus: np.ndarray
     return graded
 
 
-def _find_cells(image, cells: str, semantic_model, instance_model):
-    """(cell set, nucleus labels, semantic labels or None)."""
+def _find_cells(image, cells: str, semantic_model, instance_model, pixel_size_um, estimate_scale: bool):
+    """(the Scale of the work, cell set, nucleus labels, semantic labels or None), all on the grid of the
+    image resampled to the semantic model's pixel size."""
     from .cellset import CellSet
+    from .semantic.inference import segment_semantic_at_model_scale_steps, semantic_scale
+    from .tiling import run_to_end
 
     if cells == "instances":
         from .instances.inference import segment_instances
 
-        found = segment_instances(image, instance_model)
-        return found.cells, found.nucleus_labels(), None
-    from .semantic.inference import segment_semantic
+        scale = semantic_scale(image, semantic_model, pixel_size_um, estimate=estimate_scale)
+        work = resample(image, scale.factor) if scale.resamples else image
+        # The work image is at the semantic model's pixel size (when either size is known).
+        work_pixel = None if scale.pixel_size_um is None else scale.pixel_size_um / scale.factor
+        found = segment_instances(work, instance_model, pixel_size_um=work_pixel, estimate_scale=False)
+        return scale, found.cells, found.nucleus_labels(), None
     from .semantic.postprocess import cells_from_semantic
 
-    semantic = segment_semantic(image, semantic_model)
+    steps = segment_semantic_at_model_scale_steps(
+        image, semantic_model, pixel_size_um=pixel_size_um, estimate_scale=estimate_scale
+    )
+    semantic, scale = run_to_end(steps)
     cell_labels, nuclei = cells_from_semantic(semantic)
-    return CellSet.from_labels(cell_labels, nuclei > 0), nuclei, semantic
+    return scale, CellSet.from_labels(cell_labels, nuclei > 0), nuclei, semantic
+
+
+def _back_to_input_grid(image, result: FieldResult, scale: Scale) -> FieldResult:
+    """A result found at the models' pixel size on the input's own grid: labels resized, the cells
+    resized, the measurements taken again on the input's pixels (areas and lengths in its pixels), the
+    grades kept."""
+    from .cells.features import feature_columns, measure_cells
+
+    shape = image.shape[:2]
+    cells = result.cells.resized(shape)
+    nuclei = resize_labels(result.nuclei, shape)
+    semantic = None if result.semantic is None else resize_labels(result.semantic, shape)
+    measured = measure_cells(image, cells, nuclei).set_index("label").reindex(result.table["label"])
+    table = result.table.copy()
+    for column in feature_columns():
+        if column in table and column in measured:
+            table[column] = measured[column].to_numpy()
+    table.attrs = dict(result.table.attrs)
+    return FieldResult(cells, nuclei, semantic, table, result.summary)
 
 
 def analyze_field_steps(
@@ -134,6 +163,8 @@ def analyze_field_steps(
     grading_model="default",
     herlev_model: str | None = None,
     tta: int | None = None,
+    pixel_size_um: float | None = None,
+    estimate_scale: bool = True,
 ) -> Generator[TileProgress, None, FieldResult]:
     """Generator form of :func:`analyze_field` (yields one progress step per stage, returns the result)."""
     from .cells.classifier import load_classifier, load_grader
@@ -143,14 +174,18 @@ def analyze_field_steps(
     from .tiling import run_to_end
 
     check_image(image)
-    image = np.asarray(image)
+    original = image = np.asarray(image)
     if cells not in CELL_SOURCES:
         raise ValueError(f"cells must be one of {CELL_SOURCES}, got {cells!r}")
     color = color_kind(image)
     stages = 4 if herlev_model else 3
     yield TileProgress(0, stages)
-    cell_set, nuclei, semantic = _find_cells(image, cells, semantic_model, instance_model)
-    summary: dict = {"cells_from": cells, "color": color}
+    scale, cell_set, nuclei, semantic = _find_cells(
+        image, cells, semantic_model, instance_model, pixel_size_um, estimate_scale
+    )
+    if scale.resamples:
+        image = resample(image, scale.factor)  # everything runs at the models' pixel size
+    summary: dict = {"cells_from": cells, "color": color, "scale": scale.as_dict()}
     yield TileProgress(1, stages)
 
     try:
@@ -185,8 +220,11 @@ def analyze_field_steps(
         }
     summary["triage"] = triage(table)
     table.attrs["triage"] = summary["triage"]  # the table's metadata carries the field's decision too
+    result = FieldResult(cell_set, nuclei, semantic, table, summary)
+    if scale.resamples:
+        result = _back_to_input_grid(original, result, scale)
     yield TileProgress(stages, stages)
-    return FieldResult(cell_set, nuclei, semantic, table, summary)
+    return result
 
 
 def analyze_field(
@@ -198,6 +236,8 @@ def analyze_field(
     grading_model="default",
     herlev_model: str | None = None,
     tta: int | None = None,
+    pixel_size_um: float | None = None,
+    estimate_scale: bool = True,
     progress: Callable[[TileProgress], None] | None = None,
 ) -> FieldResult:
     """Nuclei, cells, measurements, Bethesda grades and triage of one field (gray or RGB, H×W[×3]).
@@ -206,7 +246,10 @@ def analyze_field(
     instance model's overlapping cells). ``*_model``: registered names, files or "default" (the registry's
     default for the image's color). ``herlev_model``: also add the Herlev 7-class opinion of that
     classifier ("default" for the image's; None skips it). ``tta``: test-time views of the grader (its
-    card's by default, which is what its figures were measured with). Bad input raises
+    card's by default, which is what its figures were measured with). ``pixel_size_um``: µm per pixel of
+    the field; every model runs at its training pixel size and the results come back on the field's grid
+    (measurements in its pixels). None: estimated from the field's nuclei (``estimate_scale=False`` runs
+    it as it is); ``summary["scale"]`` reports what was used. Bad input raises
     :class:`~napari_cervix.imaging.ImageError`; nothing of the caller's is changed.
     """
     from .tiling import run_to_end
@@ -219,6 +262,8 @@ def analyze_field(
         grading_model=grading_model,
         herlev_model=herlev_model,
         tta=tta,
+        pixel_size_um=pixel_size_um,
+        estimate_scale=estimate_scale,
     )
     return run_to_end(steps, progress)
 

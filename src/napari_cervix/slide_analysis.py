@@ -31,7 +31,7 @@ import pandas as pd
 
 from . import __version__
 from .classes import BETHESDA_GRADES, NOT_SQUAMOUS
-from .cli import Command
+from .cli import Command, add_scale_arguments, scale_options
 from .io._atomic import atomic_path
 from .tiling import Tile, tile_grid
 
@@ -57,6 +57,10 @@ class SlideSettings:
     tta: int = 1  # test-time views per cell: 1 keeps a slide fast; the validated figures used 8
     tissue_side: int = 2048
     grading_model: str | None = "default"  # Bethesda grader for RGB tiles (there is none for gray); None: skip
+    # µm per pixel of level 0 when the file's metadata lacks it or is wrong; None: the metadata's. Tiles are
+    # resampled to the models' pixel size; a slide of unknown pixel size runs as it is (not estimated per
+    # tile: every tile must run at the same scale).
+    pixel_size_um: float | None = None
 
 
 @dataclass(frozen=True)
@@ -94,26 +98,16 @@ def tile_cores(tiles: list[Tile], shape) -> list[tuple[int, int, int, int]]:
 
 
 # ----------------------------------------------------------------------------------------- one tile
-_open_slides: dict[str, object] = {}
-_graders: dict[str, object] = {}
+_loaded: dict[tuple, object] = {}
 
 
-def _slide(path: str):
-    """The slide, opened once per process (workers reuse it for every tile)."""
-    from .io.slides import open_slide
-
-    if path not in _open_slides:
-        _open_slides[path] = open_slide(path)
-    return _open_slides[path]
-
-
-def _grader(model: str):
-    """The Bethesda grader, loaded once per process (workers reuse it for every tile)."""
-    from .cells.classifier import load_grader
-
-    if model not in _graders:
-        _graders[model] = load_grader(model)
-    return _graders[model]
+def _once(load: Callable, *args):
+    """``load(*args)``, called once per process: workers reuse the open slide and every model for all
+    their tiles instead of rebuilding a network per tile."""
+    key = (load.__module__, load.__qualname__, *args)
+    if key not in _loaded:
+        _loaded[key] = load(*args)
+    return _loaded[key]
 
 
 def _grade_tile(image, cells, table: pd.DataFrame, settings: SlideSettings) -> pd.DataFrame:
@@ -121,26 +115,35 @@ def _grade_tile(image, cells, table: pd.DataFrame, settings: SlideSettings) -> p
     (``bethesda_class``, ``p_<grade>``, ``p_abnormal``, ``reviewable``, ``squamous_score``) merged on the
     tile's cell ids; the grader's ``reviewable`` (the Bethesda call) replaces the Herlev one, whose
     probability stays in ``p_reviewable``. Gray tiles and ``grading_model=None`` are left ungraded."""
+    from .cells.classifier import load_grader
     from .field import grade_cells
     from .imaging import color_kind
 
     if settings.grading_model is None or color_kind(image) != "rgb" or not len(table):
         return table
     # The grader's windows are centred on each cell's nucleus; measure=False: the table has the measurements.
-    graded = grade_cells(image, cells, cells.nuclei, _grader(settings.grading_model), measure=False)
+    graded = grade_cells(image, cells, cells.nuclei, _once(load_grader, settings.grading_model), measure=False)
     new = ["label", "reviewable", *(c for c in graded.columns if c not in table.columns)]
     return table.drop(columns="reviewable", errors="ignore").merge(graded[new], on="label", how="left")
 
 
 def analyze_tile(path: str, tile: Tile, core, settings: SlideSettings) -> dict:
     """The cells a tile owns: their table (slide coordinates) and cropped cell and nucleus masks."""
+    from .cells.classifier import load_classifier
     from .cells.classify import classify_cells
     from .cells.features import measure_cells
+    from .imaging import color_kind
     from .instances.inference import segment_instances
+    from .instances.model import load_detector
+    from .io.slides import open_slide
 
-    slide = _slide(path)
+    slide = _once(open_slide, path)
     image = slide.read(0, tile.slices)
-    found = segment_instances(image, settings.instance_model, score_threshold=settings.score_threshold)
+    detector = _once(load_detector, settings.instance_model)
+    pixel = settings.pixel_size_um or slide.pixel_size_um
+    found = segment_instances(
+        image, detector, score_threshold=settings.score_threshold, pixel_size_um=pixel, estimate_scale=False
+    )
     cells = found.cells
     boxes = np.asarray(cells.boxes, np.int64).reshape(-1, 4)  # y0, x0, y1, x1 in tile pixels
     centres = [_centroid(mask, box) for _, box, mask in cells]
@@ -152,7 +155,8 @@ def analyze_tile(path: str, tile: Tile, core, settings: SlideSettings) -> dict:
     if settings.classifier is None:
         table = measure_cells(image, cells)
     else:
-        table = classify_cells(image, cells, model=settings.classifier, tta=settings.tta)
+        classifier = _once(load_classifier, settings.classifier, color_kind(image))
+        table = classify_cells(image, cells, model=classifier, tta=settings.tta)
     table = _grade_tile(image, cells, table, settings)
     offsets = {"centroid_y": tile.y0, "centroid_x": tile.x0, "bbox_y0": tile.y0, "bbox_y1": tile.y0}
     offsets.update({"bbox_x0": tile.x0, "bbox_x1": tile.x0})
@@ -475,6 +479,7 @@ def _add_arguments(p) -> None:
     p.add_argument("--workers", type=int, help="run tiles on a local dask cluster of N worker processes")
     p.add_argument("--scheduler", help="address of an existing dask scheduler, e.g. tcp://host:8786")
     p.add_argument("--csv", action="store_true", help="also write cells.csv")
+    add_scale_arguments(p)
 
 
 def _slide_sources(names) -> list[Path]:
@@ -504,6 +509,7 @@ def _run(args) -> int:
         classifier=None if str(args.classifier).lower() == "none" else args.classifier,
         score_threshold=args.score_threshold,
         tta=args.tta if args.tta is not None else SlideSettings().tta,
+        pixel_size_um=args.pixel_size,
     )
     sources = _slide_sources(args.slides)
     if not sources:
@@ -555,7 +561,7 @@ def _run_field(source: Path, out: Path, args) -> int:
     classifier = None if str(args.classifier).lower() == "none" else args.classifier
     try:
         image = read_image(source)
-        result = analyze_field(image, herlev_model=classifier, tta=args.tta)
+        result = analyze_field(image, herlev_model=classifier, tta=args.tta, **scale_options(args))
     except (ImageError, OSError, ValueError) as err:
         print(f"error: {source}: {err}", file=sys.stderr)
         return 1

@@ -20,6 +20,10 @@ from scipy import ndimage
 from .cellset import CellSet, Masks
 from .io.sample import CellSample
 
+#: µm per pixel of the generated smears: they imitate the ISBI images, whose pixel size is estimated at
+#: 0.32 µm from their normal nuclei (scripts/record_pixel_sizes.py); the shipped gray model's size
+#: estimate on generated smears is 0.30–0.32 µm (napari_cervix.scale).
+PIXEL_SIZE_UM = 0.32
 #: Background transmission (≈ 235/255, as in ISBI 2014 synthetic frames).
 _BACKGROUND = 0.922
 #: Per-channel optical density multipliers (R, G, B) of the Papanicolaou stains; each averages

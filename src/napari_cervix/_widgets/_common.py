@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from magicgui.widgets import ComboBox, FileEdit
+from magicgui.widgets import ComboBox, FileEdit, FloatSpinBox
 
 from ..registry import DEFAULT
 
@@ -67,3 +67,27 @@ def geometry(layer) -> dict:
     """scale/translate of the last two (spatial) axes, so results sit on top of their image."""
     n = 2
     return {"scale": tuple(layer.scale[-n:]), "translate": tuple(layer.translate[-n:])}
+
+
+def pixel_size_box() -> FloatSpinBox:
+    """The image's µm per pixel; 0 = take it from the layer's scale, else estimate it from the nuclei."""
+    return FloatSpinBox(
+        label="pixel size (µm)",
+        value=0.0,
+        min=0.0,
+        max=100.0,
+        step=0.01,
+        tooltip="µm per pixel of the image. 0: the image layer's scale when it is set (not 1), "
+        "otherwise estimated from the image's nuclei. Models run at their training pixel size.",
+    )
+
+
+def pixel_size_of(layer, box: FloatSpinBox) -> float | None:
+    """The pixel size to run ``layer`` at: the box's value, else the layer's (isotropic) scale when it
+    was set, else None (estimated). napari's default scale of 1 counts as not set."""
+    if box.value > 0:
+        return float(box.value)
+    sy, sx = (float(v) for v in layer.scale[-2:])
+    if sy == sx and sy != 1.0 and sy > 0:
+        return sy
+    return None

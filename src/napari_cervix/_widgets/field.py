@@ -14,7 +14,8 @@ import napari
 from magicgui.widgets import CheckBox, ComboBox
 from napari.layers import Image
 
-from ._common import geometry, layer_picker, model_picker
+from ..scale import Scale, describe_scale
+from ._common import geometry, layer_picker, model_picker, pixel_size_box, pixel_size_of
 from ._worker import TaskWidget
 
 
@@ -28,6 +29,7 @@ class FieldWidget(TaskWidget):
         self.model.label = "grading model"
         self.cells = ComboBox(label="cells from", choices=list(CELL_SOURCES), value=CELL_SOURCES[0])
         self.herlev = CheckBox(label="add Herlev 7-class opinion", value=False)
+        self.pixel_size = pixel_size_box()
         self.extend(
             [
                 self.image,
@@ -35,6 +37,7 @@ class FieldWidget(TaskWidget):
                 self.model_file,
                 self.cells,
                 self.herlev,
+                self.pixel_size,
                 self.run_button,
                 self.cancel_button,
                 self.status,
@@ -48,7 +51,9 @@ class FieldWidget(TaskWidget):
         if chosen is None:
             return
         layer, data, grading_model = chosen
-        options = dict(cells=self.cells.value, grading_model=grading_model)
+        options = dict(
+            cells=self.cells.value, grading_model=grading_model, pixel_size_um=pixel_size_of(layer, self.pixel_size)
+        )
         if self.herlev.value:
             options["herlev_model"] = "default"
         name, place = layer.name, geometry(layer)
@@ -86,4 +91,5 @@ def _summary_line(summary: dict) -> str:
     if counts is None:
         return f"{summary.get('cells', 0)} cells (no grade: {summary.get('grading', 'no grading model')})"
     graded = ", ".join(f"{c} {n}" for c, n in counts.items() if n)
-    return f"{summary['cells']} cells: {graded} — triage: {triage.get('decision')}"
+    scale = describe_scale(Scale(**summary["scale"])) if "scale" in summary else ""
+    return f"{summary['cells']} cells: {graded} — triage: {triage.get('decision')}; {scale}"

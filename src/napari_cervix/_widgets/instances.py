@@ -15,7 +15,8 @@ import napari
 from magicgui.widgets import FloatSpinBox, SpinBox
 from napari.layers import Image
 
-from ._common import geometry, layer_picker, model_picker
+from ..scale import Scale, describe_scale
+from ._common import geometry, layer_picker, model_picker, pixel_size_box, pixel_size_of
 from ._worker import TaskWidget
 
 
@@ -28,6 +29,7 @@ class InstanceWidget(TaskWidget):
         self.max_detections = SpinBox(label="max detections / tile", value=100, min=1, max=1000)
         self.tile_size = SpinBox(label="tile size", value=512, min=64, max=4096, step=32)
         self.overlap = SpinBox(label="overlap", value=128, min=0, max=1024, step=16)
+        self.pixel_size = pixel_size_box()
         self.extend(
             [
                 self.image,
@@ -37,6 +39,7 @@ class InstanceWidget(TaskWidget):
                 self.max_detections,
                 self.tile_size,
                 self.overlap,
+                self.pixel_size,
                 self.run_button,
                 self.cancel_button,
                 self.status,
@@ -55,6 +58,7 @@ class InstanceWidget(TaskWidget):
             max_detections=self.max_detections.value,
             tile_size=self.tile_size.value,
             overlap=min(self.overlap.value, self.tile_size.value - 1),
+            pixel_size_um=pixel_size_of(layer, self.pixel_size),
         )
         name, place = layer.name, geometry(layer)
         self.start(
@@ -71,4 +75,5 @@ class InstanceWidget(TaskWidget):
         for data, kwargs, layer_type in layer_tuples(result, name, place):
             added.append(getattr(self._viewer, f"add_{layer_type}")(data, **kwargs))
         self.last_layers = added  # for scripting and tests
-        self.status.value = f"{len(result)} cells, {len(result.nuclei)} nuclei"
+        scale = describe_scale(Scale(**result.meta["scale"]))
+        self.status.value = f"{len(result)} cells, {len(result.nuclei)} nuclei; {scale}"

@@ -11,7 +11,8 @@ from napari.layers import Image
 from napari.utils.colormaps import DirectLabelColormap
 
 from ..io.sample import SEMANTIC_CLASSES
-from ._common import geometry, layer_picker, model_picker
+from ..scale import describe_scale
+from ._common import geometry, layer_picker, model_picker, pixel_size_box, pixel_size_of
 from ._worker import TaskWidget
 
 #: Fixed colors so every result reads the same: transparent background, cytoplasm, nucleus.
@@ -28,6 +29,7 @@ class SemanticWidget(TaskWidget):
         self.tta = CheckBox(text="flip TTA", value=False)
         self.crf = CheckBox(text="CRF refinement", value=False)
         self.probabilities = CheckBox(text="add probability layers", value=False)
+        self.pixel_size = pixel_size_box()
         self.extend(
             [
                 self.image,
@@ -38,6 +40,7 @@ class SemanticWidget(TaskWidget):
                 self.tta,
                 self.crf,
                 self.probabilities,
+                self.pixel_size,
                 self.run_button,
                 self.cancel_button,
                 self.status,
@@ -57,6 +60,8 @@ class SemanticWidget(TaskWidget):
             tta=self.tta.value,
             crf=self.crf.value,
             return_probabilities=self.probabilities.value,
+            pixel_size_um=pixel_size_of(layer, self.pixel_size),
+            return_scale=True,
         )
         name, place = layer.name, geometry(layer)
         self.start(
@@ -67,7 +72,8 @@ class SemanticWidget(TaskWidget):
         )
 
     def _add_layers(self, result, name: str, place: dict):
-        labels, probs = result if isinstance(result, tuple) else (result, None)
+        *result, scale = result
+        labels, probs = result if len(result) == 2 else (result[0], None)
         features = pd.DataFrame({"label": np.arange(len(SEMANTIC_CLASSES)), "class": list(SEMANTIC_CLASSES)})
         self._viewer.add_labels(
             labels,
@@ -75,6 +81,7 @@ class SemanticWidget(TaskWidget):
             features=features,
             colormap=DirectLabelColormap(color_dict=CLASS_COLORS),
             opacity=0.6,
+            metadata={"scale": scale.as_dict()},  # the pixel size it was run at (napari_cervix.scale)
             **place,
         )
         if probs is not None:
@@ -90,4 +97,5 @@ class SemanticWidget(TaskWidget):
                 )
         counts = np.bincount(labels.ravel(), minlength=len(SEMANTIC_CLASSES))
         share = counts / max(counts.sum(), 1)
-        self.status.value = "  ".join(f"{c}: {s:.1%}" for c, s in zip(SEMANTIC_CLASSES, share))
+        shares = "  ".join(f"{c}: {s:.1%}" for c, s in zip(SEMANTIC_CLASSES, share))
+        self.status.value = f"{shares}; {describe_scale(scale)}"

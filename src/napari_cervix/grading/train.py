@@ -57,7 +57,7 @@ def describe_fields(samples, cache, window: int, log=print) -> tuple[list, list]
             if semantic_path.exists():
                 labels = np.load(semantic_path)["labels"]
             else:
-                model = model or load_semantic_model("default")
+                model = model or load_semantic_model("default", "rgb")
                 labels = segment_semantic(sample.image, model)
                 with atomic_path(semantic_path) as tmp:
                     np.savez_compressed(tmp, labels=labels)

@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..cli import Command
+from ..cli import Command, add_scale_arguments, scale_options
 
 
 def _add_backend(p: argparse.ArgumentParser) -> None:
@@ -40,6 +40,7 @@ def _add_segment(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tile-size", type=int, default=512)
     p.add_argument("--overlap", type=int, default=128)
     _add_backend(p)
+    add_scale_arguments(p)
 
 
 def _run_segment(args) -> int:
@@ -47,6 +48,7 @@ def _run_segment(args) -> int:
     import tifffile
 
     from ..io import read_image
+    from ..scale import Scale, describe_scale
     from .inference import segment_instances
     from .model import load_detector
 
@@ -62,6 +64,7 @@ def _run_segment(args) -> int:
             max_detections=args.max_detections,
             tile_size=args.tile_size,
             overlap=args.overlap,
+            **scale_options(args),
         )
         stem = out / Path(name).stem
         tifffile.imwrite(f"{stem}_cells.tif", result.cells.to_stack().astype(np.uint8), compression="zlib")
@@ -74,7 +77,8 @@ def _run_segment(args) -> int:
         Path(f"{stem}_cells.csv").write_text("\n".join(lines) + "\n")
         print(
             f"{name} -> {stem}_*.tif: {len(result)} cells, {len(result.nuclei)} nuclei "
-            f"({result.meta['model']} on the {result.meta['backend']} backend)"
+            f"({result.meta['model']} on the {result.meta['backend']} backend; "
+            f"{describe_scale(Scale(**result.meta['scale']))})"
         )
     return 0
 

@@ -16,6 +16,8 @@ from collections.abc import Generator
 import numpy as np
 
 from ..cellset import CellSet, Masks
+from ..imaging import check_image
+from ..scale import Scale, for_model, plan_scale, resample
 from ..tiling import Tile, TileProgress, run_to_end, tile_grid
 from .result import InstanceResult
 
@@ -194,6 +196,9 @@ def segment_instances_steps(
     overlap: int = 128,
     device: str = "cpu",
     backend: str = "auto",
+    *,
+    pixel_size_um: float | None = None,
+    estimate_scale: bool = True,
 ) -> Generator[TileProgress, None, InstanceResult]:
     """Generator form of :func:`segment_instances`: yields a :class:`TileProgress` per tile (for
     progress bars and cancelling between tiles) and returns the :class:`InstanceResult`.
@@ -205,7 +210,10 @@ def segment_instances_steps(
     model's training size, 512, for best results); tiles smaller than the network's minimum are padded.
     Gray or color (converted to luminance), 8/16-bit or float images are accepted. ``backend``:
     ``"auto"`` (torch + torchvision), ``"torch"`` or ``"mmdet"``; both give the same detections (see
-    :mod:`napari_cervix.instances.model`).
+    :mod:`napari_cervix.instances.model`). ``pixel_size_um``: µm per pixel of the image, resampled to the
+    model's and the cells mapped back; None: estimated from the image's nuclei by the semantic default
+    (:func:`~napari_cervix.semantic.inference.semantic_scale`) unless ``estimate_scale=False``. The
+    result's ``meta["scale"]`` says what was used.
     """
     from .model import load_detector, prepare_gray
 
@@ -213,8 +221,12 @@ def segment_instances_steps(
         raise ValueError(f"score_threshold must be in [0, 1]; got {score_threshold}")
     if int(max_detections) < 1:
         raise ValueError(f"max_detections must be at least 1; got {max_detections}")
-    gray = prepare_gray(image)  # validates shape/dtype, one normalization for every tile
+    check_image(image)
     detector = load_detector(model, device=device, backend=backend)
+    scale = _scale_for(image, detector, pixel_size_um, estimate_scale)
+    shape = (int(image.shape[0]), int(image.shape[1]))
+    # validates shape/dtype, one normalization for every tile
+    gray = prepare_gray(resample(np.asarray(image), scale.factor) if scale.resamples else image)
     tiles = tile_grid(gray.shape, int(tile_size), int(overlap))
     merger = _Merger(gray.shape)
     # The network's own score floor stays low (0.05) so near-threshold parts of a cell cut by a tile
@@ -228,8 +240,9 @@ def segment_instances_steps(
         yield TileProgress(done, len(tiles))
     cell_label = detector.classes.index("cell")
     nucleus_label = detector.classes.index("nucleus")
+    cells = merger.cell_set(cell_label, nucleus_label, float(score_threshold))
     return InstanceResult(
-        cells=merger.cell_set(cell_label, nucleus_label, float(score_threshold)),
+        cells=cells.resized(shape) if scale.resamples else cells,
         meta={
             "model": detector.meta.get("name") or detector.meta.get("architecture"),
             "architecture": detector.meta.get("architecture"),
@@ -239,8 +252,21 @@ def segment_instances_steps(
             "overlap": int(overlap),
             "score_threshold": float(score_threshold),
             "max_detections": int(max_detections),
+            "scale": scale.as_dict(),
         },
     )
+
+
+def _scale_for(image, detector, pixel_size_um, estimate: bool) -> Scale:
+    """The Scale the detector runs ``image`` at: the given pixel size, or the semantic default's estimate."""
+    model_pixel = (detector.meta.get("input") or {}).get("pixel_size_um")
+    if pixel_size_um is not None:
+        return plan_scale(image, model_pixel, None, None, pixel_size_um)
+    if not estimate or model_pixel is None:
+        return Scale(1.0, "off" if not estimate else "model")
+    from ..semantic.inference import semantic_scale
+
+    return for_model(semantic_scale(image), model_pixel)
 
 
 def segment_instances(
@@ -253,10 +279,22 @@ def segment_instances(
     device: str = "cpu",
     progress=None,
     backend: str = "auto",
+    *,
+    pixel_size_um: float | None = None,
+    estimate_scale: bool = True,
 ) -> InstanceResult:
     """Every cell and nucleus of ``image`` as its own mask, overlaps intact (see
     :func:`segment_instances_steps` for the options). ``progress``: optional callback per tile."""
-    return run_to_end(
-        segment_instances_steps(image, model, score_threshold, max_detections, tile_size, overlap, device, backend),
-        progress,
+    steps = segment_instances_steps(
+        image,
+        model,
+        score_threshold,
+        max_detections,
+        tile_size,
+        overlap,
+        device,
+        backend,
+        pixel_size_um=pixel_size_um,
+        estimate_scale=estimate_scale,
     )
+    return run_to_end(steps, progress)

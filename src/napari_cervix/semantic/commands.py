@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..cli import Command
+from ..cli import Command, add_scale_arguments, scale_options
 
 
 def _add_segment(p: argparse.ArgumentParser) -> None:
@@ -23,25 +23,34 @@ def _add_segment(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overlap", type=int, default=64)
     p.add_argument("--tta", action="store_true", help="average over flips")
     p.add_argument("--crf", action="store_true", help="fully connected CRF refinement")
+    add_scale_arguments(p)
 
 
 def _run_segment(args) -> int:
     import tifffile
 
     from ..io import read_image
+    from ..scale import describe_scale
     from .inference import segment_semantic
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name in args.images:
         image = read_image(name)
-        labels = segment_semantic(
-            image, args.model, tile_size=args.tile_size, overlap=args.overlap, tta=args.tta, crf=args.crf
+        labels, scale = segment_semantic(
+            image,
+            args.model,
+            tile_size=args.tile_size,
+            overlap=args.overlap,
+            tta=args.tta,
+            crf=args.crf,
+            return_scale=True,
+            **scale_options(args),
         )
         target = out / f"{Path(name).stem}_semantic.tif"
         tifffile.imwrite(target, labels)
         counts = {c: int((labels == i).sum()) for i, c in enumerate(("background", "cytoplasm", "nucleus"))}
-        print(f"{name} -> {target} {counts}")
+        print(f"{name} -> {target} {counts} {describe_scale(scale)}")
     return 0
 
 

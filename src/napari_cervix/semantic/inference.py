@@ -15,9 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from ..cards import SemanticCard
-from ..imaging import ImageError, PercentileNormalizer, check_image, to_gray
+from ..geometry import NUCLEUS
+from ..imaging import ImageError, PercentileNormalizer, check_image, color_kind, to_gray
 from ..kinds import SemanticKind, kind_of
 from ..registry import resolve, sha256_of
+from ..scale import Scale, plan_scale, probe_window, resample, resize_labels, resize_probabilities
 from ..tiling import TileProgress, blend_tiles, run_to_end
 
 
@@ -67,11 +69,12 @@ _cache: dict[tuple[str, str], SemanticModel] = {}
 _cache_lock = threading.Lock()
 
 
-def load_semantic_model(model="default") -> SemanticModel:
-    """A registered name, "default", a safetensors path, or an already loaded :class:`SemanticModel`."""
+def load_semantic_model(model="default", color: str | None = None) -> SemanticModel:
+    """A registered name, "default" (the registry's default for ``color``, "gray" or "rgb"; gray when not
+    given), a safetensors path, or an already loaded :class:`SemanticModel`."""
     if isinstance(model, SemanticModel):
         return model
-    path, card = resolve(model, "semantic")
+    path, card = resolve(model, "semantic", color)
     key = (str(path), sha256_of(path))
     with _cache_lock:
         if key not in _cache:
@@ -118,28 +121,11 @@ def _predict_fn(loaded: SemanticModel, tta: bool, precision: str):
     return predict
 
 
-def segment_semantic_steps(
-    image,
-    model="default",
-    *,
-    tile_size: int = 512,
-    overlap: int = 64,
-    tta: bool = False,
-    crf: bool = False,
-    return_probabilities: bool = False,
-    precision: str = "auto",
+def _segment_as_is(
+    image, loaded: SemanticModel, *, tile_size, overlap, tta, crf, return_probabilities, precision
 ) -> Generator[TileProgress, None, np.ndarray | tuple[np.ndarray, np.ndarray]]:
-    """Labels (H×W uint8: 0 background, 1 cytoplasm, 2 nucleus) for a gray or RGB image of any size.
-
-    With ``return_probabilities`` returns ``(labels, probabilities C×H×W float32)``. The input is read
-    tile by tile and never modified. CRF refinement needs the probabilities of the whole image in memory.
-    ``precision="auto"`` runs the network in bfloat16 on CPUs that compute it natively (measured 2× faster
-    here, validation figures unchanged to 3 decimals) and in float32 elsewhere.
-    """
-    height, width, _ = check_image(image)
-    if getattr(image, "ndim", 2) == 3 and image.shape[-1] == 4:
-        image = image[..., :3]
-    loaded = load_semantic_model(model)
+    """:func:`segment_semantic_steps` on ``image`` at its own pixel grid."""
+    height, width = int(image.shape[0]), int(image.shape[1])
     normalizer = build_normalizer(loaded.card, image)  # the preprocessing its card names
     n_classes = len(loaded.classes)
     if _is_constant(normalizer):
@@ -175,6 +161,135 @@ def segment_semantic_steps(
     return (labels, probs) if return_probabilities else labels
 
 
+def _nucleus_finder(loaded: SemanticModel, tile_size: int, overlap: int, precision: str):
+    """image → bool nucleus mask with plain settings (the scale probes), remembering the labels of an
+    unresampled image (by shape) so the final pass can reuse them."""
+    seen: dict = {}
+
+    def find(image):
+        # Shrunken probes are small: one large tile costs less than several overlapping ones.
+        tile = tile_size if image.shape[:2] == seen.get("input_shape") else max(tile_size, 1024)
+        labels = run_to_end(
+            _segment_as_is(
+                image,
+                loaded,
+                tile_size=tile,
+                overlap=min(overlap, tile - 1),
+                tta=False,
+                crf=False,
+                return_probabilities=False,
+                precision=precision,
+            )
+        )
+        if image.shape[:2] == seen.get("input_shape"):
+            seen["labels"] = labels
+        return labels == NUCLEUS
+
+    return find, seen
+
+
+def semantic_scale(
+    image, model="default", pixel_size_um: float | None = None, *, estimate: bool = True, precision: str = "auto"
+) -> Scale:
+    """The :class:`~napari_cervix.scale.Scale` :func:`segment_semantic` runs ``image`` at: from
+    ``pixel_size_um`` when given, else estimated from the nuclei the model finds unless ``estimate`` is
+    False (see :mod:`napari_cervix.scale`)."""
+    check_image(image)
+    loaded = load_semantic_model(model, color_kind(probe_window(image)))
+    find, _ = _nucleus_finder(loaded, 512, 64, precision)
+    return _plan(image, loaded, pixel_size_um, estimate, find)
+
+
+def _plan(image, loaded: SemanticModel, pixel_size_um, estimate: bool, find) -> Scale:
+    model_input = loaded.card.input
+    return plan_scale(
+        probe_window(image), model_input.pixel_size_um, model_input.nucleus_area_px, find, pixel_size_um, estimate
+    )
+
+
+def segment_semantic_steps(
+    image,
+    model="default",
+    *,
+    tile_size: int = 512,
+    overlap: int = 64,
+    tta: bool = False,
+    crf: bool = False,
+    return_probabilities: bool = False,
+    precision: str = "auto",
+    pixel_size_um: float | None = None,
+    estimate_scale: bool = True,
+    return_scale: bool = False,
+) -> Generator[TileProgress, None, np.ndarray | tuple]:
+    """Labels (H×W uint8: 0 background, 1 cytoplasm, 2 nucleus) for a gray or RGB image of any size.
+
+    With ``return_probabilities`` returns ``(labels, probabilities C×H×W float32)``. The input is read
+    tile by tile and never modified. CRF refinement needs the probabilities of the whole image in memory.
+    ``precision="auto"`` runs the network in bfloat16 on CPUs that compute it natively (measured 2× faster
+    here, validation figures unchanged to 3 decimals) and in float32 elsewhere. The image is resampled to
+    the model's pixel size (``pixel_size_um`` given, else estimated unless ``estimate_scale=False``; see
+    :mod:`napari_cervix.scale`) and the results mapped back to its grid; ``return_scale`` appends the
+    :class:`~napari_cervix.scale.Scale` used to the returned tuple.
+    """
+    height, width, _ = check_image(image)
+    if getattr(image, "ndim", 2) == 3 and image.shape[-1] == 4:
+        image = image[..., :3]
+    loaded = load_semantic_model(model, color_kind(probe_window(image)))  # "default": the default for the image's color
+    options = dict(
+        tile_size=tile_size,
+        overlap=overlap,
+        tta=tta,
+        crf=crf,
+        return_probabilities=return_probabilities,
+        precision=precision,
+    )
+    result, scale = yield from _segment_at_model_scale(image, loaded, pixel_size_um, estimate_scale, options)
+    if scale.resamples:
+        if return_probabilities:
+            labels, probs = result
+            result = resize_labels(labels, (height, width)), resize_probabilities(probs, (height, width))
+        else:
+            result = resize_labels(result, (height, width))
+    if return_scale:
+        return (*result, scale) if isinstance(result, tuple) else (result, scale)
+    return result
+
+
+def _segment_at_model_scale(image, loaded: SemanticModel, pixel_size_um, estimate: bool, options: dict):
+    """(result on the grid of the image resampled to the model's pixel size, the Scale used)."""
+    find, seen = _nucleus_finder(loaded, options["tile_size"], options["overlap"], options["precision"])
+    seen["input_shape"] = tuple(image.shape[:2])
+    scale = _plan(image, loaded, pixel_size_um, estimate, find)
+    plain = not (options["tta"] or options["crf"] or options["return_probabilities"])
+    if not scale.resamples and plain and "labels" in seen:
+        yield TileProgress(1, 1)
+        return seen["labels"], scale  # the probe already segmented the whole image as it is
+    work = resample(np.asarray(image), scale.factor) if scale.resamples else image
+    result = yield from _segment_as_is(work, loaded, **options)
+    return result, scale
+
+
+def segment_semantic_at_model_scale_steps(
+    image, model="default", *, pixel_size_um: float | None = None, estimate_scale: bool = True, **options
+) -> Generator[TileProgress, None, tuple[np.ndarray, Scale]]:
+    """(labels of ``image`` resampled to the model's pixel size, the Scale used): for pipelines that go
+    on working at the model's scale (:func:`napari_cervix.field.analyze_field`) and map back at the end.
+    ``options`` are :func:`segment_semantic_steps`' ``tile_size``, ``overlap``, ``precision``."""
+    check_image(image)
+    if getattr(image, "ndim", 2) == 3 and image.shape[-1] == 4:
+        image = image[..., :3]
+    settings = dict(tile_size=512, overlap=64, tta=False, crf=False, return_probabilities=False, precision="auto")
+    unknown = sorted(set(options) - {"tile_size", "overlap", "precision"})
+    if unknown:
+        raise TypeError(f"unexpected options {unknown}")
+    settings.update(options)
+    return (
+        yield from _segment_at_model_scale(
+            image, load_semantic_model(model, color_kind(probe_window(image))), pixel_size_um, estimate_scale, settings
+        )
+    )
+
+
 def segment_semantic(
     image,
     model="default",
@@ -185,8 +300,11 @@ def segment_semantic(
     crf: bool = False,
     return_probabilities: bool = False,
     precision: str = "auto",
+    pixel_size_um: float | None = None,
+    estimate_scale: bool = True,
+    return_scale: bool = False,
     progress: Callable[[TileProgress], None] | None = None,
-) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+) -> np.ndarray | tuple:
     """Labels (H×W uint8: 0 background, 1 cytoplasm, 2 nucleus) for a gray or RGB image of any size.
 
     ``model``: "default", a registered semantic model, a safetensors file or a loaded model.
@@ -194,6 +312,9 @@ def segment_semantic(
     ``tta``: average horizontal/vertical flips. ``crf``: refine with a dense CRF (needs the whole image's
     probabilities in memory). ``return_probabilities``: return ``(labels, C×H×W float32 probabilities)``.
     ``precision``: "auto" (bfloat16 on CPUs that compute it natively, else float32), "float32", "bfloat16".
+    ``pixel_size_um``: µm per pixel of the image; the image is resampled to the model's and the labels
+    mapped back. None: estimated from the image's nuclei (``estimate_scale=False`` runs it as it is).
+    ``return_scale``: also return the :class:`~napari_cervix.scale.Scale` used (last in the tuple).
     ``progress``: called with each :class:`~napari_cervix.tiling.TileProgress`.
     The generator form for progress bars and cancelling is :func:`segment_semantic_steps`.
     """
@@ -206,8 +327,19 @@ def segment_semantic(
         crf=crf,
         return_probabilities=return_probabilities,
         precision=precision,
+        pixel_size_um=pixel_size_um,
+        estimate_scale=estimate_scale,
+        return_scale=return_scale,
     )
     return run_to_end(steps, progress)
 
 
-__all__ = ["ImageError", "SemanticModel", "load_semantic_model", "segment_semantic", "segment_semantic_steps"]
+__all__ = [
+    "ImageError",
+    "SemanticModel",
+    "load_semantic_model",
+    "segment_semantic",
+    "segment_semantic_at_model_scale_steps",
+    "segment_semantic_steps",
+    "semantic_scale",
+]
