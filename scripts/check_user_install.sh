@@ -114,7 +114,7 @@ echo "== segment instances on a generated 512x512 smear"
 start=$(now)
 "$work/venv/bin/napari-cervix" segment instances "$work/smear.tif" --out "$work/instances" | tee "$work/instances.txt"
 took[instances]=$(since "$start")
-backend=$(sed -n 's/.* on the \([a-z]*\) backend)$/\1/p' "$work/instances.txt")
+backend=$(sed -n 's/.* on the \([a-z]*\) backend[;)].*/\1/p' "$work/instances.txt")
 echo "segment instances backend: ${backend:-unknown}"
 if [[ $backend != torch ]]; then
     echo "segment instances did not run on the torch backend" >&2
