@@ -161,14 +161,15 @@ def _segment_as_is(
     return (labels, probs) if return_probabilities else labels
 
 
-def _nucleus_finder(loaded: SemanticModel, tile_size: int, overlap: int, precision: str):
-    """image → bool nucleus mask with plain settings (the scale probes), remembering the labels of an
-    unresampled image (by shape) so the final pass can reuse them."""
+def _nucleus_finder(loaded: SemanticModel, tile_size: int, overlap: int, precision: str, reuse_shape=None):
+    """image → bool nucleus mask with plain settings (the scale probes). The labels of the probe of shape
+    ``reuse_shape`` (the input as it is) are kept in the returned dict so the final pass can reuse them."""
     seen: dict = {}
 
     def find(image):
+        own = image.shape[:2] == reuse_shape
         # Shrunken probes are small: one large tile costs less than several overlapping ones.
-        tile = tile_size if image.shape[:2] == seen.get("input_shape") else max(tile_size, 1024)
+        tile = tile_size if own else max(tile_size, 1024)
         labels = run_to_end(
             _segment_as_is(
                 image,
@@ -181,7 +182,7 @@ def _nucleus_finder(loaded: SemanticModel, tile_size: int, overlap: int, precisi
                 precision=precision,
             )
         )
-        if image.shape[:2] == seen.get("input_shape"):
+        if own:
             seen["labels"] = labels
         return labels == NUCLEUS
 
@@ -257,8 +258,9 @@ def segment_semantic_steps(
 
 def _segment_at_model_scale(image, loaded: SemanticModel, pixel_size_um, estimate: bool, options: dict):
     """(result on the grid of the image resampled to the model's pixel size, the Scale used)."""
-    find, seen = _nucleus_finder(loaded, options["tile_size"], options["overlap"], options["precision"])
-    seen["input_shape"] = tuple(image.shape[:2])
+    find, seen = _nucleus_finder(
+        loaded, options["tile_size"], options["overlap"], options["precision"], tuple(image.shape[:2])
+    )
     scale = _plan(image, loaded, pixel_size_um, estimate, find)
     plain = not (options["tta"] or options["crf"] or options["return_probabilities"])
     if not scale.resamples and plain and "labels" in seen:
