@@ -6,11 +6,13 @@ import sys
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
-from napari_cervix.cellset import CellSet
+from napari_cervix.cellset import CellSet, Masks
 from napari_cervix.instances import InstanceResult, segment_instances, segment_instances_steps
 from napari_cervix.instances.augment import (
     MIN_CELL_PIXELS,
+    AnnotatedField,
     FieldSource,
     compose_field,
     crop_field,
@@ -153,7 +155,11 @@ class OracleDetector(Detector):
         assert tile.shape == (t.y1 - t.y0, t.x1 - t.x0)
         self.calls.append(t)
         cells = [c[t.slices] for c in self.sample.cells.to_stack() if c[t.slices].sum() > 20]
-        nuclei = [n[t.slices] for n in nucleus_instances(self.sample.nuclei, self.sample.shape) if n[t.slices].any()]
+        nuclei = [
+            n[t.slices]
+            for n in nucleus_instances(self.sample.nuclei, self.sample.shape).to_stack()
+            if n[t.slices].any()
+        ]
         masks = np.array(cells + nuclei, bool).reshape(-1, *tile.shape)
         labels = np.array([0] * len(cells) + [1] * len(nuclei))
         return (
@@ -246,6 +252,34 @@ def test_crop_keeps_large_cut_cells_and_drops_slivers():
         assert np.all(sizes[field.labels == 0] >= MIN_CELL_PIXELS)
     field = draw_field([source], rng, size=128)
     assert field.image.shape == (128, 128)
+
+
+def test_crop_magnifies_a_real_field_by_its_scale_factor():
+    image = np.full((100, 100), 200.0, np.float32)
+    image[40:60, 40:60] = 50.0
+    square = Masks((100, 100), [(40, 40, 60, 60)], [np.ones((20, 20), bool)])
+    field = AnnotatedField(image, square, np.array([1]))
+    rng = np.random.default_rng(0)
+    magnified = crop_field(field, 200, rng, scale_range=(2.0, 2.0))  # the whole field, twice as large
+    assert magnified.masks.shape == (1, 200, 200) and magnified.masks.sum() == 40 * 40
+    # The image is resampled with it: the dark square lies under the mask (edges blend with bilinear).
+    core = ndimage.binary_erosion(magnified.masks[0])
+    assert magnified.image[core].max() < 100 < magnified.image[~ndimage.binary_dilation(magnified.masks[0])].min()
+    shrunk = crop_field(field, 50, rng, scale_range=(0.5, 0.5))
+    assert shrunk.masks.sum() == 10 * 10 and shrunk.image.shape == (50, 50)
+
+
+def test_composite_backgrounds_show_no_annotated_nucleus_outside_the_cells():
+    # A leukocyte-like nucleus in no annotated cell (CRIC, ISBI 2015): pasted as background, a
+    # composite would show it unlabelled.
+    sample = generate_smear((256, 256), n_cells=1, seed=3, cell_radius=40)
+    free = ~ndimage.binary_dilation(sample.cells.union(), iterations=12)
+    cy, cx = np.argwhere(free)[len(np.argwhere(free)) // 2]
+    leukocyte = disk(sample.image.shape, cy, cx, 6) & free
+    sample.image = np.where(leukocyte, 30, sample.image).astype(np.uint8)
+    sample.nuclei = sample.nuclei | leukocyte
+    background = FieldSource([sample]).backgrounds[0]
+    assert background[leukocyte].mean() > np.median(sample.image[free]) - 20
 
 
 def test_training_source_refuses_samples_without_cells():

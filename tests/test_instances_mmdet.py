@@ -206,6 +206,27 @@ def test_training_checkpoints_resume_and_export(tmp_path):
     detector_from_weights(weights, meta)  # loads back
 
 
+def test_a_fine_tune_keeps_the_pixel_size_its_start_was_trained_at(lite, tmp_path):
+    from napari_cervix.instances.train import train_instances
+
+    start = tmp_path / "start.safetensors"
+    meta = {"task": "instances", "architecture": ARCHITECTURE["lite"], "preset": "lite"}
+    save_weights(
+        lite.module.state_dict(),
+        start,
+        {**meta, **config_to_json(load_config("lite")), "input": {"pixel_size_um": 0.41}},
+    )
+    samples = [generate_smear((256, 256), n_cells=3, seed=s) for s in range(3)]
+    for i, s in enumerate(samples):
+        s.name = f"smear{i}"
+    coco = write_coco(samples, tmp_path / "data" / "coco.json")
+    weights = train_instances(
+        [f"coco:{coco}"], out_dir=tmp_path / "run", steps=1, batch_size=1, init=str(start), log=print
+    )
+    assert read_metadata(weights)["input"]["pixel_size_um"] == 0.41
+    assert detector_from_weights(weights, read_metadata(weights)).meta["input"]["pixel_size_um"] == 0.41
+
+
 def test_cli_segment_and_evaluate(lite_file, tmp_path, capsys):
     import tifffile
 

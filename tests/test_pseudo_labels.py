@@ -3,7 +3,15 @@
 import numpy as np
 from scipy import ndimage as ndi
 
-from napari_cervix.pseudo_labels import NUCLEUS_RADIUS, hematoxylin, nuclear_stain, point_nuclei, point_training_target
+from napari_cervix.pseudo_labels import (
+    NUCLEUS_RADIUS,
+    complete_nuclei,
+    hematoxylin,
+    nearest_nucleus_cells,
+    nuclear_stain,
+    point_nuclei,
+    point_training_target,
+)
 from napari_cervix.semantic.losses import IGNORE, NOT_NUCLEUS, NUCLEUS
 
 
@@ -85,3 +93,32 @@ def test_target_ignores_unannotated_nuclei_and_trusts_glass_and_rings():
     assert np.mean(target[ring] == NOT_NUCLEUS) > 0.9
     # Pale cytoplasm far from anything dark is known background.
     assert target[5, 120] == NOT_NUCLEUS and target[110, 5] == NOT_NUCLEUS
+
+
+def test_segmented_nuclei_no_point_claims_join_the_point_nuclei_apart_from_each_other():
+    points = np.zeros((60, 60), np.int32)
+    points[10:20, 10:20] = 1  # an annotated nucleus
+    points[20:30, 10:20] = 2  # touching it: another annotated nucleus
+    segmented = np.zeros((60, 60), bool)
+    segmented[9:31, 9:21] = True  # the segmenter's view of both, merged
+    segmented[40:50, 40:50] = True  # a leukocyte nobody annotated
+    segmented[40:44, 5:9] = True  # and another one
+    labels = complete_nuclei(points, segmented)
+    assert set(np.unique(labels)) == {0, 1, 2, 3, 4}
+    assert np.all(labels[40:50, 40:50][1:-1, 1:-1] == labels[45, 45]) and labels[45, 45] > 2
+    assert labels[12:18, 12:18].min() == 1 and np.all(labels[9, 9:21] == 0)  # claimed: the points' masks
+    # Kept apart: each instance is its own 8-connected component.
+    assert ndi.label(labels > 0, structure=np.ones((3, 3)))[1] == 4
+
+
+def test_each_nucleus_gets_the_foreground_nearest_it_within_the_radius():
+    nuclei = np.zeros((40, 100), np.int32)
+    nuclei[18:22, 18:22] = 1
+    nuclei[18:22, 58:62] = 2
+    foreground = np.zeros((40, 100), bool)
+    foreground[5:35, 5:95] = True
+    cells = nearest_nucleus_cells(foreground, nuclei, max_radius=25)
+    assert cells[20, 30] == 1 and cells[20, 50] == 2  # split between the nuclei at mid-distance
+    assert cells[20, 94] == 0  # beyond the radius of nucleus 2
+    assert cells[2, 20] == 0 and np.all(cells[nuclei > 0] == nuclei[nuclei > 0])
+    assert not nearest_nucleus_cells(foreground, np.zeros_like(nuclei), 10).any()

@@ -17,6 +17,10 @@ hematoxylin alone scored below darkness on the Herlev nuclei).
 known not to be nucleus (a ring around each pseudo-nucleus, and pale glass/cytoplasm far from anything as
 dark as the field's nuclei), ``IGNORE`` elsewhere — an unannotated nucleus (leukocyte, unannotated
 epithelial cell) must stay unknown, never background.
+
+For the instance model, whose targets cannot be left unknown, :func:`complete_nuclei` adds a segmenter's
+nuclei that no point claims (leukocytes are nuclei too), and :func:`nearest_nucleus_cells` gives each
+nucleus its share of the cell foreground, a fallback cell for a point no detected cell covers.
 """
 
 from __future__ import annotations
@@ -146,3 +150,41 @@ def point_training_target(image, points, radius: tuple[int, int] = NUCLEUS_RADIU
     target[near & ~could_be_nucleus] = NOT_NUCLEUS
     target[nuclei] = NUCLEUS
     return nuclei, target
+
+
+#: A segmented nucleus that the point pseudo-masks cover by this share or more is those points' nucleus.
+CLAIMED_SHARE = 0.2
+
+
+def complete_nuclei(point_labels: np.ndarray, segmented: np.ndarray) -> np.ndarray:
+    """H×W int32 nucleus instances: the point pseudo-masks (``point_labels`` 1..P, kept as they are),
+    then each 8-connected component of the ``segmented`` nucleus mask that they do not claim
+    (:data:`CLAIMED_SHARE`); touching instances are kept apart by a one-pixel gap, so the instances
+    survive as connected components (the form COCO nuclei take here)."""
+    from .geometry import label_components
+
+    labels = np.asarray(point_labels, np.int32).copy()
+    segmented = np.asarray(segmented, bool)
+    whole = label_components(segmented)
+    if whole.max():
+        claimed = np.asarray(ndi.mean(labels > 0, whole, index=np.arange(1, int(whole.max()) + 1)))
+        new_label = np.zeros(len(claimed) + 1, np.int32)  # component → its label (0: claimed)
+        unclaimed = np.flatnonzero(claimed < CLAIMED_SHARE) + 1
+        new_label[unclaimed] = np.arange(1, len(unclaimed) + 1) + int(labels.max())
+        free = (new_label[whole] > 0) & (labels == 0)
+        labels[free] = new_label[whole[free]]
+    grown = ndi.grey_dilation(labels, size=3)
+    labels[(labels > 0) & (grown != labels)] = 0
+    return labels
+
+
+def nearest_nucleus_cells(foreground: np.ndarray, nuclei: np.ndarray, max_radius: float) -> np.ndarray:
+    """H×W int32 cells: each foreground pixel (and every nucleus pixel) goes to the nearest nucleus of the
+    ``nuclei`` label image, up to ``max_radius`` pixels from it; a cell takes its nucleus's label."""
+    nuclei = np.asarray(nuclei)
+    if not nuclei.any():
+        return np.zeros(nuclei.shape, np.int32)
+    distance, (rows, cols) = ndi.distance_transform_edt(nuclei == 0, return_indices=True)
+    cells = nuclei[rows, cols].astype(np.int32)
+    cells[~(np.asarray(foreground, bool) | (nuclei > 0)) | (distance > max_radius)] = 0
+    return cells

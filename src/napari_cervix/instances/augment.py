@@ -14,6 +14,10 @@ unlimited stream of new overlapping fields:
   visible through each other, as in brightfield smears;
 * cells are placed near already placed cells more often than not, so overlaps of every degree are common.
 
+Real fields are kept as they were annotated, sparse (per instance a box and the mask cropped to it: a
+CRIC field has ~200 nuclei), and cut into training crops at a random scale (:data:`SCALE_RANGE`), so a
+model meets nuclei a little larger and smaller than its pixel size makes them.
+
 numpy + OpenCV (headless) only; no torch.
 """
 
@@ -30,6 +34,9 @@ from ..geometry import label_components
 
 MIN_CELL_PIXELS = 300  # smaller cell fragments (at field borders) are dropped from the targets
 MIN_NUCLEUS_PIXELS = 12  # annotation specks (the ISBI COCO has 1-pixel "nuclei") are not nuclei
+#: Scale jitter of the crops of real fields (log-uniform): users' pixel sizes are given or estimated to
+#: within about this much.
+SCALE_RANGE = (0.8, 1.25)
 
 
 @dataclass
@@ -48,26 +55,32 @@ class Field:
     labels: np.ndarray  # K int64
 
 
-def nucleus_instances(nuclei: np.ndarray | None, shape) -> np.ndarray:
+@dataclass
+class AnnotatedField:
+    """A real annotated field as the training source keeps it: the instances sparse."""
+
+    image: np.ndarray  # H×W float32, 0–255
+    instances: Masks  # cells, then nuclei
+    labels: np.ndarray  # K int64: 0 = cell, 1 = nucleus
+
+
+def nucleus_instances(nuclei: np.ndarray | None, shape) -> Masks:
     """The union nucleus mask split into 8-connected components (one instance each, the one nucleus rule
-    of :mod:`napari_cervix.geometry`), specks dropped; K×H×W bool, the form of a training target."""
+    of :mod:`napari_cervix.geometry`), specks dropped."""
     if nuclei is None or not np.any(nuclei):
-        return np.zeros((0,) + tuple(shape), bool)
-    labelled = label_components(nuclei)
-    count = int(labelled.max())
-    sizes = np.bincount(labelled.ravel(), minlength=count + 1)
-    keep = [i for i in range(1, count + 1) if sizes[i] >= MIN_NUCLEUS_PIXELS]
-    return np.stack([labelled == i for i in keep]) if keep else np.zeros((0,) + tuple(shape), bool)
+        return Masks(tuple(shape))
+    masks, _ = Masks.from_labels(label_components(nuclei))
+    return masks.subset(masks.areas >= MIN_NUCLEUS_PIXELS)
 
 
-def estimate_background(image: np.ndarray, cells: CellSet) -> np.ndarray:
-    """Smooth background under the annotated cells: the cell-free pixels, inpainted at ¼ scale.
+def estimate_background(image: np.ndarray, objects: np.ndarray) -> np.ndarray:
+    """Smooth background under the annotated ``objects`` (H×W bool): the free pixels, inpainted at ¼ scale.
 
     Quarter scale keeps OpenCV's inpainting fast on 1024² fields with large holes; the background
     varies slowly, so nothing is lost.
     """
     h, w = image.shape
-    covered = ndimage.binary_dilation(cells.union(), iterations=3)
+    covered = ndimage.binary_dilation(objects, iterations=3)
     small = cv2.resize(image, (max(w // 4, 1), max(h // 4, 1)), interpolation=cv2.INTER_AREA)
     hole = cv2.resize(covered.astype(np.uint8), (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST)
     if hole.all():
@@ -85,7 +98,7 @@ class FieldSource:
         from .model import prepare_gray
 
         self.name = name
-        self.fields: list[Field] = []
+        self.fields: list[AnnotatedField] = []
         self.sprites: list[Sprite] = []
         self.backgrounds: list[np.ndarray] = []
         self.noise = []
@@ -99,25 +112,31 @@ class FieldSource:
             nuclei = nucleus_instances(sample.nuclei, image.shape)
             # The cells big enough to learn from, each linked to the nuclei it covers most.
             big = sample.cells.subset(sample.cells.areas >= MIN_CELL_PIXELS)
-            cells = CellSet(big.cells, big.ids, Masks.from_stack(nuclei, image.shape)[0])
-            dense = cells.to_stack()  # a training target is dense: one field's cells, not a slide's
-            masks = np.concatenate([dense, nuclei]) if len(nuclei) else dense
+            cells = CellSet(big.cells, big.ids, nuclei)
+            instances = Masks(
+                image.shape,
+                np.concatenate([cells.cells.boxes, nuclei.boxes]).reshape(-1, 4),
+                cells.cells.crops + nuclei.crops,
+            )
             labels = np.array([0] * len(cells) + [1] * len(nuclei), np.int64)
-            self.fields.append(Field(image, masks, labels))
-            background = estimate_background(image, cells)
-            self.backgrounds.append(self._clean_background(image, cells, background))
-            residual = (image - background)[~cells.union()]
+            self.fields.append(AnnotatedField(image, instances, labels))
+            # Nuclei in no annotated cell (leukocytes, cells without a mask) are annotated objects too:
+            # a background showing them would paste them into composites as unlabelled background.
+            objects = cells.union() | nuclei.union()
+            background = estimate_background(image, objects)
+            self.backgrounds.append(self._clean_background(image, objects, background))
+            residual = (image - background)[~objects]
             self.noise.append(float(np.std(residual)) if residual.size else 2.0)
             self.sprites.extend(self._sprites(image, cells, background))
         if not self.fields:
             raise ValueError(f"no training samples in {name or 'the dataset'}")
 
     @staticmethod
-    def _clean_background(image, cells: CellSet, background):
-        """The field with its annotated cells replaced by background plus matching fine texture."""
-        if not len(cells):
+    def _clean_background(image, objects: np.ndarray, background):
+        """The field with its annotated objects replaced by the smooth background."""
+        if not objects.any():
             return image.copy()
-        covered = ndimage.binary_dilation(cells.union(), iterations=3)
+        covered = ndimage.binary_dilation(objects, iterations=3)
         out = image.copy()
         out[covered] = background[covered]
         return out
@@ -204,7 +223,7 @@ def compose_field(source: FieldSource, rng: np.random.Generator, size: int = 512
         cells.append(cell)
         own = np.zeros((size, size), bool)
         _paste(own, nuc, y, x, np.logical_or)
-        nuclei.extend(m for m in nucleus_instances(own, own.shape))
+        nuclei.extend(nucleus_instances(own, own.shape).to_stack())
     noise_sigma = source.noise[rng.integers(len(source.noise))]
     image = background * transmit + rng.normal(0.0, 0.5 * noise_sigma + 0.5, (size, size))
     image = np.clip(image, 0, 255).astype(np.float32)
@@ -214,34 +233,44 @@ def compose_field(source: FieldSource, rng: np.random.Generator, size: int = 512
 
 
 def random_window(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """A random size×size window (flipped/rotated by 90°) of an image, padded by reflection if smaller."""
-    return crop_field(Field(image, np.zeros((0,) + image.shape, bool), np.zeros(0, np.int64)), size, rng).image
+    """A random size×size window (scale-jittered, flipped/rotated by 90°) of an image, padded by
+    reflection if smaller."""
+    empty = AnnotatedField(image, Masks(image.shape), np.zeros(0, np.int64))
+    return crop_field(empty, size, rng).image
 
 
-def crop_field(field: Field, size: int, rng: np.random.Generator) -> Field:
+def crop_field(
+    field: AnnotatedField, size: int, rng: np.random.Generator, scale_range: tuple[float, float] = SCALE_RANGE
+) -> Field:
     """A random size×size crop of a real field with its instances (cut parts kept if big enough),
-    randomly flipped and rotated by multiples of 90°."""
-    image, masks = field.image, field.masks
+    magnified by a log-uniform factor in ``scale_range``, randomly flipped and rotated by multiples of 90°."""
+    scale = float(np.exp(rng.uniform(np.log(scale_range[0]), np.log(scale_range[1]))))
+    window = max(int(round(size / scale)), 1)
+    image = field.image
     h, w = image.shape
-    if h < size or w < size:
-        pad = ((0, max(size - h, 0)), (0, max(size - w, 0)))
-        image = np.pad(image, pad, mode="reflect")
-        masks = np.pad(masks, ((0, 0),) + pad)
+    if h < window or w < window:
+        # Padded after the last row and column, so the instances' boxes stay where they are.
+        image = np.pad(image, ((0, max(window - h, 0)), (0, max(window - w, 0))), mode="reflect")
         h, w = image.shape
-    y = int(rng.integers(0, h - size + 1))
-    x = int(rng.integers(0, w - size + 1))
-    image = image[y : y + size, x : x + size]
-    masks = masks[:, y : y + size, x : x + size]
+    y = int(rng.integers(0, h - window + 1))
+    x = int(rng.integers(0, w - window + 1))
+    box = (y, x, y + window, x + window)
+    boxes = field.instances.boxes.reshape(-1, 4)
+    inside = np.flatnonzero((boxes[:, 0] < box[2]) & (boxes[:, 2] > y) & (boxes[:, 1] < box[3]) & (boxes[:, 3] > x))
+    image = image[y : box[2], x : box[3]]
+    masks = [field.instances.crop_in(k, box) for k in inside]
+    if window != size:
+        shrink = cv2.INTER_AREA if window > size else cv2.INTER_LINEAR
+        image = cv2.resize(np.ascontiguousarray(image, np.float32), (size, size), interpolation=shrink)
+        masks = [cv2.resize(m.view(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST).view(bool) for m in masks]
+    stack = np.array(masks, bool).reshape(-1, size, size)
     k = int(rng.integers(4))
-    flip = rng.random() < 0.5
-    image = np.rot90(image, k)
-    masks = np.rot90(masks, k, axes=(1, 2))
-    if flip:
-        image, masks = image[:, ::-1], masks[:, :, ::-1]
-    areas = masks.sum(axis=(1, 2))
-    minimum = np.where(field.labels == 0, MIN_CELL_PIXELS, MIN_NUCLEUS_PIXELS)
-    keep = areas >= minimum
-    return Field(np.ascontiguousarray(image, np.float32), np.ascontiguousarray(masks[keep]), field.labels[keep])
+    image, stack = np.rot90(image, k), np.rot90(stack, k, axes=(1, 2))
+    if rng.random() < 0.5:
+        image, stack = image[:, ::-1], stack[:, :, ::-1]
+    labels = field.labels[inside]
+    keep = stack.sum(axis=(1, 2)) >= np.where(labels == 0, MIN_CELL_PIXELS, MIN_NUCLEUS_PIXELS)
+    return Field(np.ascontiguousarray(image, np.float32), np.ascontiguousarray(stack[keep]), labels[keep])
 
 
 def photometric(field: Field, rng: np.random.Generator) -> Field:

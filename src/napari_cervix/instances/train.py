@@ -197,9 +197,14 @@ def train_instances(
         use_portable_ops()
     detector = new_detector(preset, device)
     model = detector.module
+    carried = {}
     if init:
-        initial = detector_from_weights(init, read_metadata(init))  # validates architecture and classes
+        init_meta = read_metadata(init)
+        initial = detector_from_weights(init, init_meta)  # validates architecture and classes
         model.load_state_dict(initial.module.state_dict())
+        # A fine-tune keeps the input its start was trained on (pixel size included): the data are
+        # brought to it (e.g. scripts/cric_instance_targets.py resamples CRIC to it).
+        carried = {"input": init_meta["input"]} if init_meta.get("input") else {}
         log(f"initialised from {init}")
     optimizer = _optimizer(model, schedule)
     rng = np.random.default_rng(seed)
@@ -208,6 +213,7 @@ def train_instances(
         "architecture": ARCHITECTURE[preset],
         "preset": preset,
         **config_to_json(cfg),
+        **carried,
         "training": {
             "datasets": datasets,
             "val_fraction": val_fraction,
