@@ -1,7 +1,8 @@
 """Nucleus recall at the annotated points of real Pap-smear fields (CRIC), per Bethesda class, as a table.
 
     nice -n 10 .venv/bin/python benchmarks/real_fields.py [--data ../shared/data] [--model FILE]
-        [--instance-model FILE|none] [--split val|all] [--scales 0.75 1.5 2.5] [--modes given estimated]
+        [--instance-model FILE|none] [--score-threshold 0.5] [--split val|all] [--scales 0.75 1.5 2.5]
+        [--modes given estimated] [--isbi]
 
 On the CRIC validation fields (split by field within groups of equal most severe class, by
 :func:`napari_cervix.semantic.data.split_training_samples`: the semantic trainer's split) each annotated
@@ -61,12 +62,12 @@ def semantic_runner(model):
     return run
 
 
-def instance_runner(model):
+def instance_runner(model, score_threshold: float = 0.5):
     from napari_cervix.instances.inference import segment_instances
     from napari_cervix.scale import Scale
 
     def run(image, **scale):
-        result = segment_instances(image, model, **scale)
+        result = segment_instances(image, model, score_threshold=score_threshold, **scale)
         return result.nuclei_union(), len(result.nucleus_scores), Scale(**result.meta["scale"])
 
     return run
@@ -109,6 +110,9 @@ def main() -> None:
     parser.add_argument(
         "--instance-model", default="default", help="instance model: name or .safetensors file; 'none' skips it"
     )
+    parser.add_argument(
+        "--score-threshold", type=float, default=0.5, help="instance detections kept (segment_instances' default)"
+    )
     parser.add_argument("--split", choices=("val", "all"), default="val")
     parser.add_argument("--val-fraction", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
@@ -129,7 +133,9 @@ def main() -> None:
 
         if args.instance_model != "none":
             require_backend("auto")
-            runners[f"segment_instances ({args.instance_model})"] = instance_runner(args.instance_model)
+            runners[f"segment_instances ({args.instance_model}, score ≥ {args.score_threshold:g})"] = instance_runner(
+                args.instance_model, args.score_threshold
+            )
     except Exception as err:  # InstancesUnavailable, or mmcv's ops failing to load
         print(f"segment_instances skipped: {err}")
 
