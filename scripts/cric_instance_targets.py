@@ -61,10 +61,9 @@ def field_targets(sample, semantic, detector, cric_pixel: float, model_pixel: fl
     centres = np.clip(centres, 0, np.array(shape) - 1)
     # Point i's pseudo-nucleus is label i of the nuclei, and so of their cells.
     uncovered = [point for point, (row, col) in enumerate(centres, start=1) if not covered[row, col]]
-    extra = [basins == point for point in uncovered if np.any(basins == point)]
-    cell_masks = [model_cells.mask(k) for k in range(len(model_cells))] + extra
+    extra, _ = Masks.from_stack((basins == point for point in uncovered), shape)  # empty basins left out
     nucleus_masks, _ = Masks.from_labels(nuclei)
-    cells = CellSet(Masks.from_stack(cell_masks, shape)[0], nuclei=nucleus_masks)
+    cells = CellSet(Masks.concatenate([model_cells, extra]), nuclei=nucleus_masks)
     counts = {"model_cells": len(model_cells), "point_cells": len(extra), "nuclei": len(nucleus_masks)}
     return gray, cells, counts
 

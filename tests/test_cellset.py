@@ -5,6 +5,7 @@ import pytest
 
 from napari_cervix.cellset import CellSet, Masks
 from napari_cervix.geometry import label_components, pad_to_multiple, smallest_wins_order
+from napari_cervix.synth import generate_smear
 
 
 def disk(shape, cy, cx, r):
@@ -132,3 +133,14 @@ def test_pad_to_multiple_mirrors_or_fills():
     assert size == (3, 4) and mirrored.shape == (4, 4) and np.array_equal(mirrored[3], tile[2])
     filled, _ = pad_to_multiple(tile, 4, min_size=8, fill=-1.0)
     assert filled.shape == (8, 8) and np.all(filled[3:] == -1) and np.array_equal(filled[:3, :4], tile)
+
+
+def test_concatenated_masks_keep_order_boxes_and_scores():
+    first = Masks.from_stack(generate_smear((96, 96), n_cells=3, seed=1).cells.to_stack(), scores=[0.9, 0.8, 0.7])[0]
+    second = Masks.from_stack(generate_smear((96, 96), n_cells=2, seed=2).cells.to_stack())[0]
+    joined = Masks.concatenate([first, second])
+    assert len(joined) == len(first) + len(second)
+    assert np.array_equal(joined.to_stack(), np.concatenate([first.to_stack(), second.to_stack()]))
+    assert np.allclose(joined.scores, np.concatenate([first.scores, second.scores]))
+    with pytest.raises(ValueError, match="different images"):
+        Masks.concatenate([first, Masks((50, 50))])

@@ -120,6 +120,19 @@ class Masks:
         return cls(shape, boxes, tight, chosen), kept
 
     @classmethod
+    def concatenate(cls, parts: Iterable[Masks]) -> Masks:
+        """The masks of ``parts`` (all on one image) one after the other, with their scores."""
+        parts = list(parts)
+        if not parts:
+            raise ValueError("concatenate needs at least one Masks (its image shape)")
+        shapes = {part.shape for part in parts}
+        if len(shapes) > 1:
+            raise ValueError(f"masks of different images cannot be concatenated: {sorted(shapes)}")
+        boxes = np.concatenate([part.boxes for part in parts])
+        crops = [crop for part in parts for crop in part.crops]
+        return cls(parts[0].shape, boxes, crops, np.concatenate([part.scores for part in parts]))
+
+    @classmethod
     def from_labels(cls, labels: np.ndarray) -> tuple[Masks, np.ndarray]:
         """One mask per label value of an H×W integer label image; returns the masks and their values."""
         from scipy import ndimage as ndi

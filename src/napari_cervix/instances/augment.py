@@ -113,11 +113,7 @@ class FieldSource:
             # The cells big enough to learn from, each linked to the nuclei it covers most.
             big = sample.cells.subset(sample.cells.areas >= MIN_CELL_PIXELS)
             cells = CellSet(big.cells, big.ids, nuclei)
-            instances = Masks(
-                image.shape,
-                np.concatenate([cells.cells.boxes, nuclei.boxes]).reshape(-1, 4),
-                cells.cells.crops + nuclei.crops,
-            )
+            instances = Masks.concatenate([cells.cells, nuclei])
             labels = np.array([0] * len(cells) + [1] * len(nuclei), np.int64)
             self.fields.append(AnnotatedField(image, instances, labels))
             # Nuclei in no annotated cell (leukocytes, cells without a mask) are annotated objects too:
