@@ -39,7 +39,7 @@ def evaluate_instances(
     ``challenge_score_threshold`` (default 0.5, that of ``segment instances``).
     """
     from ..io import load_dataset
-    from ..metrics import challenge_measures, coco_segm_metrics
+    from ..metrics import PixelConfusion, challenge_measures, coco_segm_metrics
     from .model import load_detector
 
     if challenge_score_threshold < score_threshold:
@@ -66,7 +66,7 @@ def evaluate_instances(
     from .inference import segment_instances
 
     predictions, seconds = [], 0.0
-    overlap_px = predicted_px = true_px = 0  # pixel nucleus Dice, pooled over the images
+    nucleus_pixels = PixelConfusion(2)  # the semantic models' measure: kept nuclei vs the rest, pooled
     for sample in samples:
         start = time.perf_counter()
         result = segment_instances(
@@ -82,15 +82,13 @@ def evaluate_instances(
         if sample.nuclei is not None:
             nuclei = result.nuclei
             predicted = nuclei.subset(nuclei.scores >= challenge_score_threshold).union()
-            overlap_px += int(np.count_nonzero(predicted & sample.nuclei))
-            predicted_px += int(np.count_nonzero(predicted))
-            true_px += int(np.count_nonzero(sample.nuclei))
+            nucleus_pixels.update(predicted.astype(np.uint8), np.asarray(sample.nuclei, np.uint8))
         log(f"{sample.name}: {len(result)} cells, {len(result.nuclei)} nuclei")
     metrics = coco_segm_metrics(samples, predictions)
     metrics["challenge"] = {"cell": challenge_measures(samples, predictions, min_score=challenge_score_threshold)}
-    if true_px:
-        # The semantic models' nucleus Dice, of the union of the nuclei kept (score ≥ the challenge threshold).
-        metrics["nucleus_dice"] = 2 * overlap_px / (predicted_px + true_px)
+    if nucleus_pixels.matrix[1].sum():  # some image has true nuclei
+        # Pixel Dice of the union of the nuclei kept (score ≥ the challenge threshold), as for semantic models.
+        metrics["nucleus_dice"] = nucleus_pixels.result(("other", "nucleus"))["dice"]["nucleus"]
     metrics["n_images"] = len(samples)
     metrics["images"] = [s.name for s in samples]
     metrics["split"] = split
