@@ -191,6 +191,18 @@ def match_by_centroid(a: np.ndarray, b: np.ndarray, tolerance: float) -> list[tu
     return [(i, j) for i, j in zip(rows.tolist(), cols.tolist()) if not far[i, j]]
 
 
+def match_by_iou(a: np.ndarray, b: np.ndarray, threshold: float = 0.5) -> list[tuple[int, int]]:
+    """Pairs (label in ``a``, label in ``b``) of cells of two label images of the same region whose masks
+    overlap with IoU > ``threshold`` (one-to-one by construction for a threshold ≥ 0.5)."""
+    a, b = np.asarray(a, np.int64).ravel(), np.asarray(b, np.int64).ravel()
+    both = (a > 0) & (b > 0)
+    codes, inter = np.unique(a[both] * (int(b.max()) + 1) + b[both], return_counts=True)
+    la, lb = codes // (int(b.max()) + 1), codes % (int(b.max()) + 1)
+    iou = inter / (np.bincount(a)[la] + np.bincount(b)[lb] - inter)
+    keep = iou > threshold
+    return list(zip(la[keep].tolist(), lb[keep].tolist()))
+
+
 def centroids(table) -> np.ndarray:
     return table[["centroid_y", "centroid_x"]].to_numpy(float)
 
@@ -202,19 +214,21 @@ def grades(table) -> np.ndarray:
 
 def versus_fields(fields, side: int, seed: int, tolerance: float, shift: int = 200) -> None:
     """The slide pipeline on a mosaic against :func:`~napari_cervix.field.analyze_field` on each of its
-    fields alone, with the cell source and grader the slide uses per tile (instances; the default Bethesda
-    grader at its card's test-time views). Cells are matched by centroid (slide coordinates, within
+    fields alone, with the settings the slide uses per tile (analyze_field's defaults: the semantic model's
+    cells and the default Bethesda grader). Cells are matched by centroid (slide coordinates, within
     ``tolerance`` px, one-to-one, see :func:`match_by_centroid`); each difference — a cell found one way
     only, or a matched cell graded differently — is counted where it lies: in a tile overlap (within half
     the overlap of a boundary between tile cores, where the slide hands a cell from one tile to the next),
     at a field's edge (within as much of the field's border, where the slide shows a neighbouring field or
     glass and the field alone shows nothing), or elsewhere.
 
-    The control: each field alone again, shifted by ``shift`` px of glass (top and left), so the instance
-    model's own 512-px tiles fall elsewhere on the cells, as they do on the slide's tiles. Its agreement
-    with the unshifted field is what the per-field pipeline itself reproduces; the slide should match it."""
+    The control: each field alone again, shifted by ``shift`` px of glass (top and left), so the models'
+    own tiles fall elsewhere on the cells, as they do on the slide's tiles. Its agreement with the
+    unshifted field is what the per-field pipeline itself reproduces; the slide should match it."""
+    import zarr
+
     from napari_cervix.field import analyze_field
-    from napari_cervix.slide_analysis import SlideSettings, analyze_slide, tile_cores
+    from napari_cervix.slide_analysis import LABELS, SlideSettings, analyze_slide, tile_cores
     from napari_cervix.tiling import tile_grid
 
     settings = SlideSettings()
@@ -225,6 +239,7 @@ def versus_fields(fields, side: int, seed: int, tolerance: float, shift: int = 2
         started = time.perf_counter()
         table = analyze_slide(slide, Path(folder) / "out", settings).table
         slide_seconds = time.perf_counter() - started
+        slide_cells = np.asarray(zarr.open_group(str(Path(folder) / "out" / LABELS), mode="r")["cells/0"])
     cores = tile_cores(tile_grid(mosaic.shape, settings.tile_size, settings.overlap), mosaic.shape)
     cuts_y = np.array(sorted({c[0] for c in cores} - {0}), float)
     cuts_x = np.array(sorted({c[2] for c in cores} - {0}), float)
@@ -237,9 +252,19 @@ def versus_fields(fields, side: int, seed: int, tolerance: float, shift: int = 2
         return "elsewhere"
 
     def alone(image, dy: int, dx: int):
-        """analyze_field's table of ``image``, centroids moved by (dy, dx)."""
-        result = analyze_field(image, cells="instances", pixel_size_um=cric_pixel_size()).table
-        return result.assign(centroid_y=result["centroid_y"] + dy, centroid_x=result["centroid_x"] + dx)
+        """analyze_field's table of ``image``, centroids moved by (dy, dx), and its cell labels."""
+        found = analyze_field(
+            image, cells=settings.cells, tta=settings.tta, pixel_size_um=cric_pixel_size(), estimate_scale=False
+        )
+        result = found.table
+        moved = result.assign(centroid_y=result["centroid_y"] + dy, centroid_x=result["centroid_x"] + dx)
+        return moved, found.cells.cell_labels()
+
+    def by_iou(first, first_labels, second, second_labels) -> tuple[int, int]:
+        """(cells of ``first`` and ``second`` paired at mask IoU > 0.5, of those the same grade)."""
+        grade_of = [dict(zip(t["label"].tolist(), grades(t))) for t in (first, second)]
+        pairs = [(i, j) for i, j in match_by_iou(first_labels, second_labels) if i in grade_of[0] and j in grade_of[1]]
+        return len(pairs), sum(grade_of[0][i] == grade_of[1][j] for i, j in pairs)
 
     print(
         f"slide {side}², {len(mosaic.placements)} fields, {len(table)} cells in {slide_seconds:.0f} s; match tolerance "
@@ -253,15 +278,17 @@ def versus_fields(fields, side: int, seed: int, tolerance: float, shift: int = 2
     keys = ("alone", "slide", "matched", "same", "shifted", "control", "control_same")
     totals = dict.fromkeys(keys, 0)
     missing_total, regraded_total = {}, {}
+    with_nucleus = dict.fromkeys(("alone", "slide", "shifted", "matched", "control"), 0)
+    iou = dict.fromkeys(("matched", "same", "control", "control_same"), 0)
     seconds = 0.0
     for index, y0, x0 in mosaic.placements:
         field = fields[index]
         started = time.perf_counter()
-        reference = alone(field, y0, x0)
+        reference, reference_labels = alone(field, y0, x0)
         padded = np.empty((field.shape[0] + shift, field.shape[1] + shift, 3), np.uint8)
         padded[:] = mosaic.glass
         padded[shift:, shift:] = field
-        shifted = alone(padded, y0 - shift, x0 - shift)
+        shifted, shifted_labels = alone(padded, y0 - shift, x0 - shift)
         seconds += time.perf_counter() - started
         yx = table[["centroid_y", "centroid_x"]].to_numpy(float)
         on_slide = table[
@@ -269,6 +296,22 @@ def versus_fields(fields, side: int, seed: int, tolerance: float, shift: int = 2
         ]
         pairs = match_by_centroid(centroids(reference), centroids(on_slide), tolerance)
         control = match_by_centroid(centroids(reference), centroids(shifted), tolerance)
+        region = slide_cells[y0 : y0 + mosaic.fh, x0 : x0 + mosaic.fw]
+        found = by_iou(reference, reference_labels, on_slide, region) + by_iou(
+            reference, reference_labels, shifted, shifted_labels[shift:, shift:]
+        )
+        for key, count in zip(iou, found):
+            iou[key] += count
+        nucleated = [part[part["nucleus_count"] > 0] for part in (reference, on_slide, shifted)]
+        for key, count in zip(
+            with_nucleus,
+            (
+                *map(len, nucleated),
+                len(match_by_centroid(centroids(nucleated[0]), centroids(nucleated[1]), tolerance)),
+                len(match_by_centroid(centroids(nucleated[0]), centroids(nucleated[2]), tolerance)),
+            ),
+        ):
+            with_nucleus[key] += count
         regraded_pairs = [(i, j) for i, j in pairs if grades(reference)[i] != grades(on_slide)[j]]
         same = len(pairs) - len(regraded_pairs)
         control_same = sum(grades(reference)[i] == grades(shifted)[j] for i, j in control)
@@ -300,6 +343,18 @@ def versus_fields(fields, side: int, seed: int, tolerance: float, shift: int = 2
     print(
         f"control (fields alone, shifted vs not): {share(totals['control'], totals['alone'], totals['shifted'])} "
         f"matched, {totals['control_same'] / max(totals['control'], 1):.1%} with the same grade"
+    )
+    print(
+        f"by mask (IoU > 0.5): slide vs fields alone {share(iou['matched'], totals['alone'], totals['slide'])} "
+        f"matched, {iou['same'] / max(iou['matched'], 1):.1%} of those with the same grade; control "
+        f"{share(iou['control'], totals['alone'], totals['shifted'])}, "
+        f"{iou['control_same'] / max(iou['control'], 1):.1%} same grade"
+    )
+    n = with_nucleus
+    print(
+        f"cells with a nucleus (the graded ones): slide vs fields alone {share(n['matched'], n['alone'], n['slide'])}"
+        f" matched ({n['alone']} alone, {n['slide']} on the slide); control "
+        f"{share(n['control'], n['alone'], n['shifted'])} ({n['shifted']} shifted)"
     )
     print(f"share of the fields' area: {band_shares(mosaic, cuts_y, cuts_x, band)}; fields alone took {seconds:.0f} s")
 

@@ -147,3 +147,13 @@ def test_cells_from_semantic_seeds_one_cell_per_nucleus():
     cells, nuclei = cells_from_semantic(labels, min_nucleus_area=4)
     assert nuclei.max() == 2 and set(np.unique(cells)) == {0, 1, 2}
     assert cells[18, 18] == nuclei[18, 18] and cells[18, 58] == nuclei[18, 58] != cells[18, 18]
+
+
+def test_cells_from_semantic_keeps_large_cells_without_nucleus_and_drops_specks():
+    labels = np.zeros((60, 60), np.uint8)
+    labels[5:25, 5:25] = 1  # 400 px of cytoplasm, its nucleus out of focus: a cell
+    labels[40:45, 40:45] = 1  # a 25 px speck: no cell
+    labels[0, 59] = 1
+    cells, nuclei = cells_from_semantic(labels)
+    assert nuclei.max() == 0 and set(np.unique(cells)) == {0, 1}
+    assert (cells == 1).sum() == 400 and cells[42, 42] == 0 and cells[0, 59] == 0

@@ -35,10 +35,6 @@ def test_tile_cores_partition_the_image():
 
 @pytest.fixture(scope="module")
 def slide_path(tmp_path_factory):
-    try:
-        require_backend("auto")  # the backend analyze_slide runs: torch + torchvision, no mmdet needed
-    except InstancesUnavailable as err:
-        pytest.skip(f"the instance model's default backend cannot run: {err}")
     slide = np.empty((1024, 2560, 3), np.uint8)
     slide[:] = GLASS
     for k, (y, x) in enumerate(FIELDS):
@@ -55,18 +51,34 @@ def reference(slide_path, tmp_path_factory):
 def test_slide_run_outputs(reference):
     table, summary = reference.table, reference.summary
     assert len(table) >= 6 and list(table["label"]) == list(range(1, len(table) + 1))
-    assert {"centroid_y", "centroid_x", "centroid_y_um", "predicted_class", "reviewable", "tile"} <= set(table)
+    assert {"centroid_y", "centroid_x", "centroid_y_um", "bethesda_class", "reviewable", "tile"} <= set(table)
     assert 0 < summary["skipped_fraction"] < 1 and summary["cells"] == len(table)
     pd.testing.assert_frame_equal(pd.read_parquet(reference.out / "cells.parquet"), table)
-    # every cell centre lies in one of the two fields, and no cell was kept twice
+    # every cell centre lies on one of the two fields (or within the cytoplasm the color model sees along
+    # a generated field's edge on glass), none on the glass beyond, and no cell was kept twice
     inside = np.zeros(len(table), bool)
     for y, x in FIELDS:
-        inside |= table.centroid_y.between(y, y + 512) & table.centroid_x.between(x, x + 512)
+        inside |= table.centroid_y.between(y - 32, y + 544) & table.centroid_x.between(x - 32, x + 544)
     assert inside.all()
     assert set(table["tile"]) == {0, 1} and summary["tiles"] == 3 and summary["tiles_with_tissue"] == 2
     centres = table[["centroid_y", "centroid_x"]].to_numpy()
     distances = np.linalg.norm(centres[:, None] - centres[None], axis=-1) + np.eye(len(centres)) * 1e9
     assert distances.min() > 3
+
+
+def test_instance_cells_on_a_slide(slide_path, tmp_path):
+    try:
+        require_backend("auto")  # the backend analyze_slide runs: torch + torchvision, no mmdet needed
+    except InstancesUnavailable as err:
+        pytest.skip(f"the instance model's default backend cannot run: {err}")
+    settings = SlideSettings(tile_size=1024, overlap=256, cells="instances", grading_model=None)
+    result = analyze_slide(slide_path, tmp_path / "instances", settings)
+    table = result.table
+    assert len(table) >= 6 and "bethesda_class" not in table and result.summary["cells"] == len(table)
+    inside = np.zeros(len(table), bool)
+    for y, x in FIELDS:
+        inside |= table.centroid_y.between(y, y + 512) & table.centroid_x.between(x, x + 512)
+    assert inside.all()
 
 
 def test_labels_are_a_multiscale_ome_zarr_with_the_table_ids(reference):
@@ -146,7 +158,10 @@ def test_rgb_slide_cells_carry_bethesda_grades_and_the_grader_is_part_of_the_fin
         *(f"p_{g}" for g in BETHESDA_GRADES),
     } <= set(table)
     assert set(table["bethesda_class"].dropna()) <= {*BETHESDA_GRADES, NOT_SQUAMOUS}
-    assert table["p_abnormal"].between(0, 1).all()
+    graded = table["bethesda_class"].notna()
+    assert graded.sum() >= 6 and table.loc[graded, "p_abnormal"].between(0, 1).all()
+    # a cell without a nucleus (cytoplasm alone) is measured, never graded nor flagged
+    assert table.loc[~graded, "p_abnormal"].isna().all() and not table.loc[~graded, "reviewable"].any()
     counts = reference.summary["per_bethesda_class"]
     assert sum(counts.values()) == table["bethesda_class"].notna().sum() and counts == {
         c: int((table["bethesda_class"] == c).sum()) for c in counts

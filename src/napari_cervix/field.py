@@ -109,7 +109,16 @@ def _ungrade_cells_without_nucleus(graded: pd.DataFrame, has_nucleus: np.ndarray
     return graded
 
 
-def _find_cells(image, cells: str, semantic_model, instance_model, pixel_size_um, estimate_scale: bool):
+def cell_centroids(cell_set) -> np.ndarray:
+    """Centroid (y, x) of each cell's mask in the cell set's pixels (N×2)."""
+    centres = np.zeros((len(cell_set), 2))
+    for i, (_, (y0, x0, _, _), mask) in enumerate(cell_set):
+        ys, xs = np.nonzero(mask)
+        centres[i] = (y0 + ys.mean(), x0 + xs.mean()) if len(ys) else (y0, x0)
+    return centres
+
+
+def _find_cells(image, cells: str, semantic_model, instance_model, pixel_size_um, estimate_scale, score_threshold):
     """(the Scale of the work, cell set, nucleus labels, semantic labels or None), all on the grid of the
     image resampled to the semantic model's pixel size."""
     from .cellset import CellSet
@@ -123,12 +132,17 @@ def _find_cells(image, cells: str, semantic_model, instance_model, pixel_size_um
         work = resample(image, scale.factor) if scale.resamples else image
         # The work image is at the semantic model's pixel size (when either size is known).
         work_pixel = None if scale.pixel_size_um is None else scale.pixel_size_um / scale.factor
-        found = segment_instances(work, instance_model, pixel_size_um=work_pixel, estimate_scale=False)
+        found = segment_instances(
+            work, instance_model, score_threshold=score_threshold, pixel_size_um=work_pixel, estimate_scale=False
+        )
         return scale, found.cells, found.nucleus_labels(), None
     from .semantic.postprocess import cells_from_semantic
 
     steps = segment_semantic_at_model_scale_steps(
-        image, semantic_model, pixel_size_um=pixel_size_um, estimate_scale=estimate_scale
+        image,
+        semantic_model,
+        pixel_size_um=pixel_size_um,
+        estimate_scale=estimate_scale,
     )
     semantic, scale = run_to_end(steps)
     cell_labels, nuclei = cells_from_semantic(semantic)
@@ -165,8 +179,13 @@ def analyze_field_steps(
     tta: int | None = None,
     pixel_size_um: float | None = None,
     estimate_scale: bool = True,
+    score_threshold: float = 0.5,
+    select: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Generator[TileProgress, None, FieldResult]:
-    """Generator form of :func:`analyze_field` (yields one progress step per stage, returns the result)."""
+    """Generator form of :func:`analyze_field` (yields one progress step per stage, returns the result).
+
+    ``select`` (slide tiles): given the found cells' centroids (N×2, y and x in the input's pixels), which
+    to keep (a boolean mask); only those are measured and graded — the cells a tile owns."""
     from .cells.classifier import load_classifier, load_grader
     from .cells.classify import classify_cells_steps
     from .cells.features import measure_cells
@@ -181,17 +200,24 @@ def analyze_field_steps(
     stages = 4 if herlev_model else 3
     yield TileProgress(0, stages)
     scale, cell_set, nuclei, semantic = _find_cells(
-        image, cells, semantic_model, instance_model, pixel_size_um, estimate_scale
+        image, cells, semantic_model, instance_model, pixel_size_um, estimate_scale, score_threshold
     )
+    if select is not None and len(cell_set):
+        keep = np.asarray(select(cell_centroids(cell_set) / scale.factor), bool)
+        cell_set = cell_set.subset(np.flatnonzero(keep))
     if scale.resamples:
         image = resample(image, scale.factor)  # everything runs at the models' pixel size
     summary: dict = {"cells_from": cells, "color": color, "scale": scale.as_dict()}
     yield TileProgress(1, stages)
 
-    try:
-        grader = load_grader(grading_model, color)
-    except RegistryError as err:
-        grader, summary["grading"] = None, f"not available: {err}"
+    grader = None
+    if grading_model is None:
+        summary["grading"] = "skipped (grading_model=None)"
+    else:
+        try:
+            grader = load_grader(grading_model, color)
+        except RegistryError as err:
+            summary["grading"] = f"not available: {err}"
     if grader is not None and tta is not None:
         grader = copy.copy(grader)  # never change the caller's classifier object
         grader.tta = max(1, min(int(tta), 8))
@@ -203,7 +229,7 @@ def analyze_field_steps(
         table = measure_cells(image, cell_set, nuclei)
     yield TileProgress(2, stages)
 
-    if herlev_model:
+    if herlev_model and len(cell_set):
         herlev = load_classifier(herlev_model, color)
         extra = run_to_end(classify_cells_steps(image, cell_set, nuclei, herlev, measure=False))
         table["herlev_class"] = extra["predicted_class"].to_numpy()
@@ -238,6 +264,7 @@ def analyze_field(
     tta: int | None = None,
     pixel_size_um: float | None = None,
     estimate_scale: bool = True,
+    score_threshold: float = 0.5,
     progress: Callable[[TileProgress], None] | None = None,
 ) -> FieldResult:
     """Nuclei, cells, measurements, Bethesda grades and triage of one field (gray or RGB, H×W[×3]).
@@ -245,11 +272,13 @@ def analyze_field(
     ``cells``: "semantic" (semantic model + nucleus-seeded watershed; the default) or "instances" (the
     instance model's overlapping cells). ``*_model``: registered names, files or "default" (the registry's
     default for the image's color). ``herlev_model``: also add the Herlev 7-class opinion of that
-    classifier ("default" for the image's; None skips it). ``tta``: test-time views of the grader (its
-    card's by default, which is what its figures were measured with). ``pixel_size_um``: µm per pixel of
+    classifier ("default" for the image's; None skips it); ``grading_model=None`` skips the grade.
+    ``tta``: test-time views of the grader (its card's by default, which is what its figures were
+    measured with). ``pixel_size_um``: µm per pixel of
     the field; every model runs at its training pixel size and the results come back on the field's grid
     (measurements in its pixels). None: estimated from the field's nuclei (``estimate_scale=False`` runs
-    it as it is); ``summary["scale"]`` reports what was used. Bad input raises
+    it as it is); ``summary["scale"]`` reports what was used. ``score_threshold``: the instance model's
+    (``cells="instances"`` only). Bad input raises
     :class:`~napari_cervix.imaging.ImageError`; nothing of the caller's is changed.
     """
     from .tiling import run_to_end
@@ -264,6 +293,7 @@ def analyze_field(
         tta=tta,
         pixel_size_um=pixel_size_um,
         estimate_scale=estimate_scale,
+        score_threshold=score_threshold,
     )
     return run_to_end(steps, progress)
 

@@ -1,10 +1,12 @@
 """The slide pipeline: tissue tiles → the per-field pipeline → one table and one label pyramid per slide.
 
 :func:`analyze_slide` (the console form; ``napari-cervix analyze`` calls it) walks a slide's tissue in
-overlapping tiles of full resolution. Each tile runs the same functions as the widgets — instance
-segmentation, then measurement and classification of its cells — and **owns** the cells whose centroid
-lies in its core (the tile minus half the overlap on each inner side), so a cell seen by two tiles is kept
-once, whole, from the tile that saw it with the most context; the overlap must exceed a cell's diameter.
+overlapping tiles of full resolution. Each tile runs :func:`~napari_cervix.field.analyze_field`, the
+*Analyze field* widget's own pipeline with its defaults (the semantic model's nuclei and cells, or the
+instance model's with ``cells="instances"``; measurements; Bethesda grades on RGB) — and **owns** the
+cells whose centroid lies in its core (the tile minus half the overlap on each inner side), so a cell seen
+by two tiles is kept once, whole, from the tile that saw it with the most context; the overlap must
+exceed a cell's diameter.
 
 Memory stays flat: a tile's pixels are read from the slide by whoever processes it (never sent through a
 scheduler), and each finished tile is written at once (``tiles/<index>.parquet`` with its cells' table,
@@ -51,10 +53,12 @@ class SlideSettings:
 
     tile_size: int = 1024
     overlap: int = 256
+    cells: str = "semantic"  # analyze_field's cell source: "semantic" (its default) or "instances"
+    semantic_model: str = "default"
     instance_model: str = "default"
-    classifier: str | None = "default"  # None: measurements only
-    score_threshold: float = 0.5
-    tta: int = 1  # test-time views per cell: 1 keeps a slide fast; the validated figures used 8
+    classifier: str | None = None  # the Herlev 7-class opinion (analyze_field's herlev_model); None: skip
+    score_threshold: float = 0.5  # the instance model's (cells="instances")
+    tta: int | None = None  # the grader's test-time views; None: its card's, as analyze_field
     tissue_side: int = 2048
     grading_model: str | None = "default"  # Bethesda grader for RGB tiles (there is none for gray); None: skip
     # µm per pixel of level 0 when the file's metadata lacks it or is wrong; None: the metadata's. Tiles are
@@ -110,60 +114,59 @@ def _once(load: Callable, *args):
     return _loaded[key]
 
 
-def _grade_tile(image, cells, table: pd.DataFrame, settings: SlideSettings) -> pd.DataFrame:
-    """``table`` with the Bethesda grade columns of :func:`~napari_cervix.field.analyze_field`
-    (``bethesda_class``, ``p_<grade>``, ``p_abnormal``, ``reviewable``, ``squamous_score``) merged on the
-    tile's cell ids; the grader's ``reviewable`` (the Bethesda call) replaces the Herlev one, whose
-    probability stays in ``p_reviewable``. Gray tiles and ``grading_model=None`` are left ungraded."""
-    from .cells.classifier import load_grader
-    from .field import grade_cells
-    from .imaging import color_kind
+def _models(settings: SlideSettings, color: str) -> dict:
+    """The tile's models, loaded once per process (the ``*_model`` arguments of analyze_field)."""
+    from .cells.classifier import load_classifier, load_grader
+    from .instances.model import load_detector
+    from .semantic.inference import load_semantic_model
 
-    if settings.grading_model is None or color_kind(image) != "rgb" or not len(table):
-        return table
-    # The grader's windows are centred on each cell's nucleus; measure=False: the table has the measurements.
-    graded = grade_cells(image, cells, cells.nuclei, _once(load_grader, settings.grading_model), measure=False)
-    new = ["label", "reviewable", *(c for c in graded.columns if c not in table.columns)]
-    return table.drop(columns="reviewable", errors="ignore").merge(graded[new], on="label", how="left")
+    models = {"grading_model": None, "herlev_model": None}
+    if settings.cells == "instances":
+        models["instance_model"] = _once(load_detector, settings.instance_model)
+    else:
+        models["semantic_model"] = _once(load_semantic_model, settings.semantic_model, color)
+    if settings.grading_model is not None and color == "rgb":  # there is no gray grader
+        models["grading_model"] = _once(load_grader, settings.grading_model)
+    if settings.classifier is not None:
+        models["herlev_model"] = _once(load_classifier, settings.classifier, color)
+    return models
 
 
 def analyze_tile(path: str, tile: Tile, core, settings: SlideSettings) -> dict:
-    """The cells a tile owns: their table (slide coordinates) and cropped cell and nucleus masks."""
-    from .cells.classifier import load_classifier
-    from .cells.classify import classify_cells
-    from .cells.features import measure_cells
+    """The cells a tile owns (centroid in its core): their table (slide coordinates) and cropped cell and
+    nucleus masks — from :func:`~napari_cervix.field.analyze_field`, the widgets' own pipeline."""
+    from .field import analyze_field_steps
     from .imaging import color_kind
-    from .instances.inference import segment_instances
-    from .instances.model import load_detector
     from .io.slides import open_slide
+    from .tiling import run_to_end
 
     slide = _once(open_slide, path)
     image = slide.read(0, tile.slices)
-    detector = _once(load_detector, settings.instance_model)
-    pixel = settings.pixel_size_um or slide.pixel_size_um
-    found = segment_instances(
-        image, detector, score_threshold=settings.score_threshold, pixel_size_um=pixel, estimate_scale=False
-    )
-    cells = found.cells
-    boxes = np.asarray(cells.boxes, np.int64).reshape(-1, 4)  # y0, x0, y1, x1 in tile pixels
-    centres = [_centroid(mask, box) for _, box, mask in cells]
     cy0, cy1, cx0, cx1 = core
-    owned = [
-        i for i, (y, x) in enumerate(centres) if cy0 <= y + tile.y0 < cy1 and cx0 <= x + tile.x0 < cx1
-    ]  # fmt: skip
-    cells = cells.subset(np.asarray(owned, int))
-    if settings.classifier is None:
-        table = measure_cells(image, cells)
-    else:
-        classifier = _once(load_classifier, settings.classifier, color_kind(image))
-        table = classify_cells(image, cells, model=classifier, tta=settings.tta)
-    table = _grade_tile(image, cells, table, settings)
+
+    def owned(centres: np.ndarray) -> np.ndarray:
+        y, x = centres[:, 0] + tile.y0, centres[:, 1] + tile.x0
+        return (cy0 <= y) & (y < cy1) & (cx0 <= x) & (x < cx1)
+
+    steps = analyze_field_steps(
+        image,
+        cells=settings.cells,
+        **_models(settings, color_kind(image)),
+        tta=settings.tta,
+        pixel_size_um=settings.pixel_size_um or slide.pixel_size_um,
+        estimate_scale=False,  # every tile at the same scale: the slide's
+        score_threshold=settings.score_threshold,
+        select=owned,
+    )
+    found = run_to_end(steps)
+    cells, table = found.cells, found.table
     offsets = {"centroid_y": tile.y0, "centroid_x": tile.x0, "bbox_y0": tile.y0, "bbox_y1": tile.y0}
     offsets.update({"bbox_x0": tile.x0, "bbox_x1": tile.x0})
     for column, offset in offsets.items():
         if column in table.columns:
             table[column] = table[column] + offset
     table.insert(0, "tile_cell", table.pop("label").astype(np.int32))
+    table.attrs = {}  # the field's triage is not the slide's
     boxes = np.asarray(cells.boxes, np.int64).reshape(-1, 4) + [tile.y0, tile.x0, tile.y0, tile.x0]
     masks = [mask for _, _, mask in cells]
     nuclei = list(cells.nuclei)
@@ -176,11 +179,6 @@ def analyze_tile(path: str, tile: Tile, core, settings: SlideSettings) -> dict:
         "nucleus_masks": [m for _, m in nuclei],
         "nucleus_cells": np.asarray(cells.nucleus_cell_ids, np.int32),
     }
-
-
-def _centroid(mask: np.ndarray, box) -> tuple[float, float]:
-    rows, cols = np.nonzero(mask)
-    return float(rows.mean() + box[0]), float(cols.mean() + box[1])
 
 
 def _pack(masks: list[np.ndarray]) -> dict:
@@ -288,8 +286,8 @@ def analyze_slide_steps(
         "cells": len(table),
         "seconds_this_run": round(time.perf_counter() - started, 1),
     }
-    if "predicted_class" in table.columns:
-        summary["per_class"] = {str(k): int(v) for k, v in table["predicted_class"].value_counts().items()}
+    if "herlev_class" in table.columns:  # the optional Herlev opinion
+        summary["per_herlev_class"] = {str(k): int(v) for k, v in table["herlev_class"].value_counts().items()}
     if "bethesda_class" in table.columns:  # graded tiles; gray ones carry no grade
         counts = table["bethesda_class"].value_counts()
         summary["per_bethesda_class"] = {c: int(counts.get(c, 0)) for c in [*BETHESDA_GRADES, NOT_SQUAMOUS]}
@@ -468,13 +466,24 @@ def _add_arguments(p) -> None:
     defaults = SlideSettings()
     p.add_argument("--tile-size", type=int, default=defaults.tile_size)
     p.add_argument("--overlap", type=int, default=defaults.overlap, help="must exceed a cell's diameter (px)")
+    p.add_argument(
+        "--cells",
+        choices=("semantic", "instances"),
+        default=defaults.cells,
+        help="where cells come from: the semantic model + nucleus-seeded watershed (default) or the instance model",
+    )
+    p.add_argument("--semantic-model", default=defaults.semantic_model)
     p.add_argument("--instance-model", default=defaults.instance_model)
-    p.add_argument("--classifier", default=defaults.classifier, help="'none' for measurements only")
-    p.add_argument("--score-threshold", type=float, default=defaults.score_threshold)
+    p.add_argument(
+        "--classifier",
+        default=defaults.classifier,
+        help="also add this Herlev 7-class classifier's opinion ('default': the one for the image's color)",
+    )
+    p.add_argument("--score-threshold", type=float, default=defaults.score_threshold, help="--cells instances")
     p.add_argument(
         "--tta",
         type=int,
-        help=f"test-time views per cell (1-8); slides: {defaults.tta} by default, fields: the models' own",
+        help="test-time views of the grader per cell (1-8); the model's own by default",
     )
     p.add_argument("--workers", type=int, help="run tiles on a local dask cluster of N worker processes")
     p.add_argument("--scheduler", help="address of an existing dask scheduler, e.g. tcp://host:8786")
@@ -505,10 +514,12 @@ def _run(args) -> int:
     settings = SlideSettings(
         tile_size=args.tile_size,
         overlap=args.overlap,
+        cells=args.cells,
+        semantic_model=args.semantic_model,
         instance_model=args.instance_model,
         classifier=None if str(args.classifier).lower() == "none" else args.classifier,
         score_threshold=args.score_threshold,
-        tta=args.tta if args.tta is not None else SlideSettings().tta,
+        tta=args.tta,
         pixel_size_um=args.pixel_size,
     )
     sources = _slide_sources(args.slides)
@@ -561,7 +572,16 @@ def _run_field(source: Path, out: Path, args) -> int:
     classifier = None if str(args.classifier).lower() == "none" else args.classifier
     try:
         image = read_image(source)
-        result = analyze_field(image, herlev_model=classifier, tta=args.tta, **scale_options(args))
+        result = analyze_field(
+            image,
+            cells=args.cells,
+            semantic_model=args.semantic_model,
+            instance_model=args.instance_model,
+            herlev_model=classifier,
+            tta=args.tta,
+            score_threshold=args.score_threshold,
+            **scale_options(args),
+        )
     except (ImageError, OSError, ValueError) as err:
         print(f"error: {source}: {err}", file=sys.stderr)
         return 1
@@ -618,6 +638,6 @@ def results_layers(out) -> list[tuple]:
         from .field import grade_colors
 
         kwargs["face_color"] = [(*rgb, 1.0) for rgb in grade_colors(table)]  # the Analyze field colors
-    elif "predicted_class" in table.columns and len(table):
-        kwargs["face_color"] = "predicted_class"
+    elif "herlev_class" in table.columns and len(table):
+        kwargs["face_color"] = "herlev_class"
     return [image, (points, kwargs, "points")]

@@ -15,10 +15,14 @@ from skimage.segmentation import watershed
 from ..geometry import NUCLEUS
 
 
-def cells_from_semantic(labels: np.ndarray, min_nucleus_area: int = 12) -> tuple[np.ndarray, np.ndarray]:
+def cells_from_semantic(
+    labels: np.ndarray, min_nucleus_area: int = 12, min_orphan_area: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
     """(cell_labels, nucleus_labels), both H×W int32 with matching ids (nucleus k lies in cell k).
 
-    Foreground regions with no nucleus become cells of their own (ids after the seeded ones).
+    Foreground regions with no nucleus become cells of their own (ids after the seeded ones) when they
+    have at least ``min_orphan_area`` pixels: a smaller speck of "cytoplasm" (a stain fleck, a few pixels
+    at a field's edge) is no cell, and would only add rows without a nucleus to the table.
     """
     labels = np.asarray(labels)
     nuclei = connected_components(labels == NUCLEUS, connectivity=1)
@@ -32,5 +36,9 @@ def cells_from_semantic(labels: np.ndarray, min_nucleus_area: int = 12) -> tuple
     distance = ndimage.distance_transform_edt(foreground)
     cells = watershed(-distance, markers=nuclei, mask=foreground)
     orphans = connected_components(foreground & (cells == 0), connectivity=1)
+    if min_orphan_area > 1 and orphans.max():
+        specks = np.bincount(orphans.ravel()) < min_orphan_area
+        specks[0] = False
+        orphans = connected_components((orphans > 0) & ~specks[orphans], connectivity=1)
     cells = np.where(orphans > 0, orphans + nuclei.max(), cells)
     return cells.astype(np.int32), nuclei.astype(np.int32)
