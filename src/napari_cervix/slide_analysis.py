@@ -41,6 +41,7 @@ RUN_FILE = "run.json"
 TILES = "tiles"
 LABELS = "labels.ome.zarr"
 LABEL_CHUNK = 1024
+LABEL_BLOCK = 8 * LABEL_CHUNK  # columns of level-0 labels painted in memory at once (32 MB of uint32)
 
 
 class SlideOutputError(ValueError):
@@ -347,33 +348,81 @@ def _collect(tiles_dir: Path, todo: list[int], slide) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------------ labels
-def _tile_masks(tiles_dir: Path, todo: list[int]):
-    """Per tile in grid order: (first global id, the tile's npz arrays, cell masks, nucleus masks)."""
-    next_id = 1
-    for index in todo:
-        with np.load(tiles_dir / f"{index:06d}.npz") as npz:
-            arrays = {k: npz[k] for k in npz.files}
-        cells = _unpack(arrays["shapes"], arrays["bits"])
-        nuclei = _unpack(arrays["nucleus_shapes"], arrays["nucleus_bits"])
-        yield next_id, arrays, cells, nuclei
-        next_id += len(cells)
-
-
-def _paint_smallest_wins(target, box, mask, value: int, area: int, area_of: np.ndarray) -> None:
-    """Paint one object into a (zarr) label array: a pixel already held by a smaller object keeps it —
-    the same overlap rule as :meth:`~napari_cervix.cellset.CellSet.cell_labels`, independent of order."""
+def _paint_smallest_wins(target, origin, box, mask, value: int, area: int, area_of: np.ndarray) -> None:
+    """Paint the part of one object inside ``target`` (a numpy block whose corner is at ``origin`` on the
+    slide): a pixel already held by a smaller object keeps it — the same overlap rule as
+    :meth:`~napari_cervix.cellset.CellSet.cell_labels`, independent of order."""
     y0, x0, y1, x1 = (int(v) for v in box)
-    region = np.asarray(target[y0:y1, x0:x1])
-    held = region > 0
-    take = mask & (~held | (area_of[np.minimum(region, len(area_of) - 1)] > area))
-    if take.any():
-        region[take] = value
-        target[y0:y1, x0:x1] = region
+    oy, ox = origin
+    ty0, tx0 = max(y0, oy), max(x0, ox)
+    ty1, tx1 = min(y1, oy + target.shape[0]), min(x1, ox + target.shape[1])
+    if ty0 >= ty1 or tx0 >= tx1:
+        return
+    region = target[ty0 - oy : ty1 - oy, tx0 - ox : tx1 - ox]  # a view: painted in place
+    part = mask[ty0 - y0 : ty1 - y0, tx0 - x0 : tx1 - x0]
+    take = part & ((region == 0) | (area_of[np.minimum(region, len(area_of) - 1)] > area))
+    region[take] = value
+
+
+def _tile_objects(tiles_dir: Path, index: int, first: int, area_of: np.ndarray) -> dict:
+    """One finished tile's cells and nuclei as (boxes, masks, global ids); records each cell's area."""
+    with np.load(tiles_dir / f"{index:06d}.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    cells = _unpack(arrays["shapes"], arrays["bits"])
+    nuclei = _unpack(arrays["nucleus_shapes"], arrays["nucleus_bits"])
+    cell_ids = np.arange(first, first + len(cells))
+    area_of[cell_ids] = [mask.sum() for mask in cells]
+    local_to_global = {int(i): first + k for k, i in enumerate(arrays["ids"])}
+    # a nucleus in no owned cell belongs to a cell another tile owns, or to none: not painted
+    owners = np.asarray([local_to_global.get(int(o), 0) for o in arrays["nucleus_cells"]], np.int64)
+    keep = np.flatnonzero(owners > 0)
+    return {
+        "cells": (arrays["boxes"].reshape(-1, 4), cells, cell_ids),
+        "nuclei": (arrays["nucleus_boxes"].reshape(-1, 4)[keep], [nuclei[k] for k in keep], owners[keep]),
+    }
+
+
+def _paint_labels(arrays: dict, tiles_dir: Path, todo: list[int], n_cells: int) -> None:
+    """Level 0 of the cell and nucleus labels (``arrays``: name → zarr array), painted in memory one
+    block of LABEL_CHUNK rows × LABEL_BLOCK columns at a time from the tiles that reach it (in grid
+    order), each block written once: memory is a block and the tiles of about two tile rows, and no
+    chunk is decompressed and compressed again per object."""
+    height, width = arrays["cells"].shape
+    extents, firsts, next_id = [], [], 1
+    for index in todo:  # only the boxes: which rows each tile's objects reach
+        with np.load(tiles_dir / f"{index:06d}.npz") as npz:
+            boxes = np.concatenate([npz["boxes"].reshape(-1, 4), npz["nucleus_boxes"].reshape(-1, 4)])
+            count = len(npz["ids"])
+        extents.append((int(boxes[:, 0].min()), int(boxes[:, 2].max())) if len(boxes) else (0, 0))
+        firsts.append(next_id)
+        next_id += count
+    area_of = np.zeros(n_cells + 2, np.int64)  # by global id; the table has one row per owned cell
+    loaded: dict[int, dict] = {}
+    for b0 in range(0, height, LABEL_CHUNK):
+        b1 = min(b0 + LABEL_CHUNK, height)
+        for k in [k for k in loaded if extents[k][1] <= b0]:
+            del loaded[k]  # bands go down the slide: this tile's objects lie above
+        active = [k for k, (e0, e1) in enumerate(extents) if e0 < b1 and e1 > b0]
+        for k in active:
+            if k not in loaded:
+                loaded[k] = _tile_objects(tiles_dir, todo[k], firsts[k], area_of)
+        for c0 in range(0, width, LABEL_BLOCK):
+            c1 = min(c0 + LABEL_BLOCK, width)
+            for name, target in arrays.items():
+                block = np.zeros((b1 - b0, c1 - c0), np.uint32)
+                for k in active:
+                    boxes, masks, ids = loaded[k][name]
+                    near = (boxes[:, 0] < b1) & (boxes[:, 2] > b0) & (boxes[:, 1] < c1) & (boxes[:, 3] > c0)
+                    for j in np.flatnonzero(near):
+                        # a nucleus is painted with its cell's id and compared by its cell's area
+                        _paint_smallest_wins(block, (b0, c0), boxes[j], masks[j], ids[j], area_of[ids[j]], area_of)
+                if block.any():
+                    target[b0:b1, c0:c1] = block
 
 
 def write_label_pyramids(path: Path, slide, tiles_dir: Path, todo: list[int], pixel_size_um, n_cells: int) -> None:
     """Cell and nucleus labels (global cell ids; nuclei carry their cell's id) as a multiscale OME-Zarr
-    labels group, painted object by object and downsampled band by band: memory is one chunk row."""
+    labels group, painted block by block (:func:`_paint_labels`) and downsampled band by band."""
     import shutil
 
     import zarr
@@ -381,7 +430,6 @@ def write_label_pyramids(path: Path, slide, tiles_dir: Path, todo: list[int], pi
     from .io.slides import level_shapes
 
     shape = tuple(slide.shape[:2])
-    area_of = np.zeros(n_cells + 2, np.int64)  # by global id; the table has one row per owned cell
     scratch = path.with_name(path.name + ".partial")
     if scratch.exists():
         shutil.rmtree(scratch)
@@ -391,15 +439,7 @@ def write_label_pyramids(path: Path, slide, tiles_dir: Path, todo: list[int], pi
         name: [root.create_array(f"{name}/0", shape=shape, chunks=(LABEL_CHUNK,) * 2, dtype=np.uint32, fill_value=0)]
         for name in names
     }
-    for first, arrays, cells, nuclei in _tile_masks(tiles_dir, todo):
-        local_to_global = {int(i): first + k for k, i in enumerate(arrays["ids"])}
-        for k, (box, mask) in enumerate(zip(arrays["boxes"], cells)):
-            area_of[first + k] = mask.sum()
-            _paint_smallest_wins(levels["cells"][0], box, mask, first + k, area_of[first + k], area_of)
-        for box, mask, owner in zip(arrays["nucleus_boxes"], nuclei, arrays["nucleus_cells"]):
-            value = local_to_global.get(int(owner), 0)
-            if value:  # a nucleus in no owned cell belongs to a cell another tile owns, or to none
-                _paint_smallest_wins(levels["nuclei"][0], box, mask, value, area_of[value], area_of)
+    _paint_labels({name: levels[name][0] for name in names}, tiles_dir, todo, n_cells)
     shapes = level_shapes(shape, 512)
     for name in names:
         for k, level_shape in enumerate(shapes[1:], start=1):
