@@ -194,13 +194,14 @@ def match_by_centroid(a: np.ndarray, b: np.ndarray, tolerance: float) -> list[tu
 def match_by_iou(a: np.ndarray, b: np.ndarray, threshold: float = 0.5) -> list[tuple[int, int]]:
     """Pairs (label in ``a``, label in ``b``) of cells of two label images of the same region whose masks
     overlap with IoU > ``threshold`` (one-to-one by construction for a threshold ≥ 0.5)."""
-    a, b = np.asarray(a, np.int64).ravel(), np.asarray(b, np.int64).ravel()
-    both = (a > 0) & (b > 0)
-    codes, inter = np.unique(a[both] * (int(b.max()) + 1) + b[both], return_counts=True)
-    la, lb = codes // (int(b.max()) + 1), codes % (int(b.max()) + 1)
-    iou = inter / (np.bincount(a)[la] + np.bincount(b)[lb] - inter)
-    keep = iou > threshold
-    return list(zip(la[keep].tolist(), lb[keep].tolist()))
+    from napari_cervix.cellset import Masks
+    from napari_cervix.metrics import mask_intersections
+
+    (first, first_ids), (second, second_ids) = Masks.from_labels(a), Masks.from_labels(b)
+    overlap = mask_intersections(first, second)
+    iou = overlap / np.maximum(first.areas[:, None] + second.areas[None, :] - overlap, 1)
+    rows, cols = np.nonzero(iou > threshold)
+    return list(zip(first_ids[rows].tolist(), second_ids[cols].tolist()))
 
 
 def centroids(table) -> np.ndarray:

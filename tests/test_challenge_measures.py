@@ -14,7 +14,7 @@ from napari_cervix.cellset import CellSet, Masks
 from napari_cervix.cli import main
 from napari_cervix.io import write_coco
 from napari_cervix.io.sample import CellSample
-from napari_cervix.metrics import CHALLENGE_MATCHINGS, _intersections, challenge_measures
+from napari_cervix.metrics import CHALLENGE_MATCHINGS, challenge_measures, mask_intersections
 from napari_cervix.synth import generate_smear
 
 GREEDY, GLOBAL = CHALLENGE_MATCHINGS
@@ -127,7 +127,7 @@ def test_box_pruned_intersections_equal_dense_ones():
     moved[:, 3:, 5:] = stack[:, :-3, :-5]
     predicted = Masks.from_stack(moved)[0]
     dense = np.einsum("ihw,jhw->ij", stack.astype(np.int64), predicted.to_stack().astype(np.int64))
-    assert np.array_equal(_intersections(truth, predicted), dense)
+    assert np.array_equal(mask_intersections(truth, predicted), dense)
     assert np.count_nonzero(dense) > len(truth)  # cells overlap: off-diagonal pairs are counted too
 
 

@@ -306,7 +306,7 @@ CHALLENGE_DICE_THRESHOLD = 0.7
 CHALLENGE_MATCHINGS = ("greedy (official)", "global")
 
 
-def _intersections(truth: Masks, predicted: Masks) -> np.ndarray:
+def mask_intersections(truth: Masks, predicted: Masks) -> np.ndarray:
     """G×P pixel counts of truth ∩ prediction, computed only for pairs whose boxes overlap (cells are
     sparse: most pairs share no box, and their count is 0 without touching a pixel)."""
     counts = np.zeros((len(truth), len(predicted)), np.int64)
@@ -390,7 +390,7 @@ def challenge_measures(gt_samples: Sequence[CellSample], predictions: Sequence, 
         truth = sample.cells.cells
         predicted = _prediction_masks(pred, index, sample.shape)["cell"]
         predicted = predicted.subset(predicted.scores >= min_score)
-        overlap = _intersections(truth, predicted).astype(np.float64)
+        overlap = mask_intersections(truth, predicted).astype(np.float64)
         gt_area, pred_area = truth.areas[:, None], predicted.areas[None, :]
         dice = 2 * overlap / (gt_area + pred_area)
         tpr = overlap / gt_area
