@@ -109,7 +109,7 @@ def _ungrade_cells_without_nucleus(graded: pd.DataFrame, has_nucleus: np.ndarray
     return graded
 
 
-def cell_centroids(cell_set) -> np.ndarray:
+def _cell_centroids(cell_set) -> np.ndarray:
     """Centroid (y, x) of each cell's mask in the cell set's pixels (N×2)."""
     centres = np.zeros((len(cell_set), 2))
     for i, (_, (y0, x0, _, _), mask) in enumerate(cell_set):
@@ -139,10 +139,7 @@ def _find_cells(image, cells: str, semantic_model, instance_model, pixel_size_um
     from .semantic.postprocess import cells_from_semantic
 
     steps = segment_semantic_at_model_scale_steps(
-        image,
-        semantic_model,
-        pixel_size_um=pixel_size_um,
-        estimate_scale=estimate_scale,
+        image, semantic_model, pixel_size_um=pixel_size_um, estimate_scale=estimate_scale
     )
     semantic, scale = run_to_end(steps)
     cell_labels, nuclei = cells_from_semantic(semantic)
@@ -203,7 +200,7 @@ def analyze_field_steps(
         image, cells, semantic_model, instance_model, pixel_size_um, estimate_scale, score_threshold
     )
     if select is not None and len(cell_set):
-        keep = np.asarray(select(cell_centroids(cell_set) / scale.factor), bool)
+        keep = np.asarray(select(_cell_centroids(cell_set) / scale.factor), bool)
         cell_set = cell_set.subset(np.flatnonzero(keep))
     if scale.resamples:
         image = resample(image, scale.factor)  # everything runs at the models' pixel size
