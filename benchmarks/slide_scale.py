@@ -118,7 +118,8 @@ def write_mosaic(path: Path, mosaic: FieldMosaic) -> Path:
 
 # --------------------------------------------------------------------------------------- scale table
 def run_measured(slide: Path, out: Path, workers: int | None) -> dict:
-    """The slide's summary from a fresh process, with its wall time and the peak RSS and PSS sums of its tree."""
+    """The slide's summary from a fresh process (with ``seconds_by_step``: where the run's time went), its wall
+    time (Python's start and imports included) and the peak RSS and PSS sums of its process tree."""
     import psutil
 
     code = (
@@ -154,9 +155,9 @@ def run_measured(slide: Path, out: Path, workers: int | None) -> dict:
 def scale_table(fields, sizes, compare_at: int, seed: int) -> None:
     print(
         "| slide | workers | fields (area) | tiles with tissue / all | skipped | cells | seconds | tiles/s "
-        "| peak RSS (GB) | peak PSS (GB) |"
+        "| peak RSS (GB) | peak PSS (GB) | s: tissue / tiles / table / labels |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- " * 11 + "|")
     rates = {}
     with tempfile.TemporaryDirectory() as folder:
         for side, workers in [(side, 1) for side in sizes] + [(compare_at, 2)]:
@@ -170,7 +171,8 @@ def scale_table(fields, sizes, compare_at: int, seed: int) -> None:
             print(
                 f"| {side}² | {workers} × 1 thread | {len(mosaic.placements)} ({mosaic.field_fraction:.0%}) | "
                 f"{tiles} / {s['tiles']} | {s['skipped_fraction']:.0%} | {s['cells']} | {s['wall_seconds']:.0f} | "
-                f"{rates[side, workers]:.3f} | {s['peak_rss_gb']:.2f} | {s['peak_pss_gb']:.2f} |",
+                f"{rates[side, workers]:.3f} | {s['peak_rss_gb']:.2f} | {s['peak_pss_gb']:.2f} | "
+                f"{' / '.join(f'{v:.0f}' for v in s['seconds_by_step'].values())} |",
                 flush=True,
             )
     if (compare_at, 1) in rates:

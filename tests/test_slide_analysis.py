@@ -1,6 +1,7 @@
 """The slide pipeline: tissue tiles, cells owned once across tile borders, resume after a kill, refusal of a
 foreign output folder, the same table on a 2-worker dask LocalCluster, multiscale OME-Zarr labels."""
 
+import json
 import os
 import signal
 import subprocess
@@ -53,6 +54,8 @@ def test_slide_run_outputs(reference):
     assert len(table) >= 6 and list(table["label"]) == list(range(1, len(table) + 1))
     assert {"centroid_y", "centroid_x", "centroid_y_um", "bethesda_class", "reviewable", "tile"} <= set(table)
     assert 0 < summary["skipped_fraction"] < 1 and summary["cells"] == len(table)
+    assert set(summary["seconds_by_step"]) == {"tissue", "tiles", "table", "labels"}
+    assert json.loads((reference.out / "summary.json").read_text()) == summary
     pd.testing.assert_frame_equal(pd.read_parquet(reference.out / "cells.parquet"), table)
     # every cell centre lies on one of the two fields (or within the cytoplasm the color model sees along
     # a generated field's edge on glass), none on the glass beyond, and no cell was kept twice

@@ -9,11 +9,12 @@ by two tiles is kept once, whole, from the tile that saw it with the most contex
 exceed a cell's diameter.
 
 Memory stays flat: a tile's pixels are read from the slide by whoever processes it (never sent through a
-scheduler), and each finished tile is written at once (``tiles/<index>.parquet`` with its cells' table,
-``tiles/<index>.npz`` with their cropped masks), atomically. Rerunning the same command skips finished
-tiles, so a killed run loses only the tiles in flight; cell ids are given at the end in tile order, so the
-final table equals an uninterrupted run's. An output folder made for another slide or other settings is
-refused. The slide is opened read-only.
+scheduler), and each finished tile is written at once by that same process (``tiles/<index>.parquet``
+with its cells' table, ``tiles/<index>.npz`` with their cropped masks), atomically, so on a cluster the
+output folder must be reachable from the workers, as the slide is. Rerunning the same command skips
+finished tiles, so a killed run loses only the tiles in flight; cell ids are given at the end in tile
+order, so the final table equals an uninterrupted run's. An output folder made for another slide or other
+settings is refused. The slide is opened read-only.
 
 Tiles run in this process, or on a ``dask.distributed`` cluster: a ``LocalCluster`` on this machine
 (``workers=N``) or the user's own (``scheduler="tcp://host:port"`` or ``client=``). Each worker process
@@ -182,6 +183,16 @@ def analyze_tile(path: str, tile: Tile, core, settings: SlideSettings) -> dict:
     }
 
 
+def analyze_tile_to(folder: str, index: int, path: str, tile: Tile, core, settings: SlideSettings) -> int:
+    """:func:`analyze_tile`, written to ``folder`` by the process that ran it (a worker, on a cluster: the
+    output folder must be reachable from the workers, as the slide is); returns the number of cells.
+    Writing where the tile ran keeps the masks out of the scheduler and the client's process off the cores
+    the workers need."""
+    result = analyze_tile(path, tile, core, settings)
+    _write_tile(Path(folder), index, result)
+    return len(result["table"])
+
+
 def _pack(masks: list[np.ndarray]) -> dict:
     shapes = np.asarray([m.shape for m in masks], np.int64).reshape(-1, 2)
     flat = np.concatenate([m.ravel() for m in masks]) if masks else np.zeros(0, bool)
@@ -264,6 +275,7 @@ def analyze_slide_steps(
     tiles_dir = out / TILES
     tiles_dir.mkdir(exist_ok=True)
     tissue = detect_tissue(slide, settings.tissue_side)
+    seconds = {"tissue": time.perf_counter() - started}
     grid = tile_grid(slide.shape, settings.tile_size, settings.overlap)
     cores = tile_cores(grid, slide.shape)
     todo = [i for i, t in enumerate(grid) if tissue.covers(t.y0, t.x0, t.y1, t.x1)]
@@ -271,10 +283,10 @@ def analyze_slide_steps(
     done, cells = len(todo) - len(pending), 0
     yield SlideProgress(done, len(todo), cells, time.perf_counter() - started)
     path = str(slide.path)
-    for index, result in _run_tiles(path, grid, cores, pending, settings, workers, scheduler, client):
-        _write_tile(tiles_dir, index, result)
-        done, cells = done + 1, cells + len(result["table"])
+    for found in _run_tiles(str(tiles_dir), path, grid, cores, pending, settings, workers, scheduler, client):
+        done, cells = done + 1, cells + found
         yield SlideProgress(done, len(todo), cells, time.perf_counter() - started)
+    seconds["tiles"] = time.perf_counter() - started - sum(seconds.values())
     table = _collect(tiles_dir, todo, slide)
     summary = {
         "slide": slide.path.name,
@@ -296,17 +308,22 @@ def analyze_slide_steps(
         summary["reviewable"] = int(table["reviewable"].fillna(False).astype(bool).sum())
     with atomic_path(out / "cells.parquet") as tmp:
         table.to_parquet(tmp, index=False)
+    seconds["table"] = time.perf_counter() - started - sum(seconds.values())
     write_label_pyramids(out / LABELS, slide, tiles_dir, todo, slide.pixel_size_um, n_cells=len(table))
+    seconds["labels"] = time.perf_counter() - started - sum(seconds.values())
+    # Where this run's time went: tissue mask, tiles (incl. starting the workers), table, label pyramids.
+    summary["seconds_by_step"] = {step: round(value, 1) for step, value in seconds.items()}
     with atomic_path(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
     return SlideResult(table, out, summary)
 
 
-def _run_tiles(path, grid, cores, pending, settings, workers, scheduler, client):
-    """(index, result) for each pending tile, as they finish: in this process or on a dask cluster."""
+def _run_tiles(folder, path, grid, cores, pending, settings, workers, scheduler, client):
+    """The number of cells of each pending tile, as they finish and are written to ``folder``: in this
+    process or on a dask cluster."""
     if client is None and scheduler is None and not workers:
         for index in pending:
-            yield index, analyze_tile(path, grid[index], cores[index], settings)
+            yield analyze_tile_to(folder, index, path, grid[index], cores[index], settings)
         return
     from dask.distributed import Client, LocalCluster, as_completed
 
@@ -318,12 +335,14 @@ def _run_tiles(path, grid, cores, pending, settings, workers, scheduler, client)
             cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True)
             own = client = Client(cluster)
     try:
-        futures = {
-            client.submit(analyze_tile, path, grid[i], cores[i], settings, key=f"tile-{i}-{time.time_ns()}"): i
+        futures = [
+            client.submit(
+                analyze_tile_to, folder, i, path, grid[i], cores[i], settings, key=f"tile-{i}-{time.time_ns()}"
+            )
             for i in pending
-        }
+        ]
         for future in as_completed(futures):
-            yield futures[future], future.result()
+            yield future.result()
             future.release()
     finally:
         if own is not None:
