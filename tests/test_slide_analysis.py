@@ -127,6 +127,21 @@ def test_two_worker_local_cluster_gives_the_same_table(slide_path, reference, tm
     pd.testing.assert_frame_equal(result.table, reference.table)
 
 
+def _worker_environment() -> dict:
+    return {k: os.environ.get(k) for k in ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS")}
+
+
+def test_local_cluster_workers_keep_glibc_malloc_defaults_and_one_thread():
+    from dask.distributed import Client
+
+    from napari_cervix.slide_analysis import local_cluster
+
+    with local_cluster(1) as cluster, Client(cluster) as client:
+        environment = client.submit(_worker_environment).result()
+    # dask's MALLOC_TRIM_THRESHOLD_ would make every large temporary array a fresh mmap (slow tiles)
+    assert environment == {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": "1"}
+
+
 def test_cli_on_a_finished_run_resumes_and_prints_the_summary(slide_path, reference, capsys):
     import json
 
