@@ -12,9 +12,10 @@ Slides are pyramidal OME-TIFFs mosaicked from real fields (:class:`FieldMosaic`:
 horizontal bands, about 40 % of the area, bare glass between them, deterministic from ``--seed``), written
 to a temporary folder and never kept. Each run is its own process; the process tree (dask workers and
 helpers included) is sampled with psutil for the sum of its RSS (every 0.25 s) and of its PSS (every 2 s:
-reading it costs the workers CPU): RSS counts the pages every worker maps from the same libraries (torch) once per process, PSS shares them out, so the PSS sum is
-what the tree really holds. PSS also shares pages with processes outside the tree (any other torch process
-on the machine lowers it): measure on an idle machine.
+reading it costs the workers CPU): RSS counts the pages every worker maps from the same libraries (torch)
+once per process, PSS shares them out, so the PSS sum is what the tree really holds. PSS also shares pages
+with processes outside the tree (any other torch process on the machine lowers it): measure on an idle
+machine.
 """
 
 from __future__ import annotations
