@@ -322,8 +322,8 @@ def local_cluster(workers: int):
     """A ``LocalCluster`` of ``workers`` single-threaded worker processes, with glibc's malloc left at
     its defaults. dask's nannies set ``MALLOC_TRIM_THRESHOLD_`` (to hand freed memory back to the OS), and
     glibc then stops raising its mmap threshold, so every large temporary array of a tile is mapped,
-    page-faulted and unmapped again: measured 47 % slower per tile on a 2-core machine (most of it kernel
-    time), with one worker as with two. A worker holds one tile at a time, so memory stays flat without it."""
+    page-faulted and unmapped again: one worker ran 1.4–1.8× slower on a 2-core machine (README, *Whole
+    slides*). A worker holds one tile at a time, so memory stays flat without it."""
     import dask
     from dask.distributed import LocalCluster
 
