@@ -40,17 +40,14 @@ def conv_work(items: int) -> None:
 
 def tile_work(slide: str):
     from napari_cervix.io.slides import open_slide
-    from napari_cervix.slide_analysis import SlideSettings, analyze_tile, tile_cores
-    from napari_cervix.tiling import tile_grid
+    from napari_cervix.slide_analysis import SlideSettings, analyze_tile, tissue_tiles
 
     settings = SlideSettings()
-    shape = open_slide(slide).shape
-    grid = tile_grid(shape, settings.tile_size, settings.overlap)
-    cores = tile_cores(grid, shape)
+    tiles = tissue_tiles(open_slide(slide), settings)
 
     def run(selected: list[int]) -> None:
         for i in selected:
-            analyze_tile(slide, grid[i], cores[i], settings)
+            analyze_tile(slide, tiles.grid[i], tiles.cores[i], settings)
 
     return run
 
@@ -103,20 +100,6 @@ def _one_thread() -> dict:
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
-def tissue_tiles(slide: Path) -> list[int]:
-    """The grid indices of the tiles the slide pipeline would run (those the tissue mask covers)."""
-    from napari_cervix.io.slides import open_slide
-    from napari_cervix.slide_analysis import SlideSettings
-    from napari_cervix.tiling import tile_grid
-    from napari_cervix.tissue import detect_tissue
-
-    settings = SlideSettings()
-    opened = open_slide(slide)
-    tissue = detect_tissue(opened, settings.tissue_side)
-    grid = tile_grid(opened.shape, settings.tile_size, settings.overlap)
-    return [i for i, t in enumerate(grid) if tissue.covers(t.y0, t.x0, t.y1, t.x1)]
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fields", help="folder of RGB field images to mosaic (the tile workload)")
@@ -141,7 +124,10 @@ def main(argv=None) -> int:
             from slide_scale import FieldMosaic, read_fields, write_mosaic
 
             slide = write_mosaic(Path(folder) / "mosaic.ome.tif", FieldMosaic(read_fields(args.fields), args.side))
-            todo = tissue_tiles(slide)
+            from napari_cervix.io.slides import open_slide
+            from napari_cervix.slide_analysis import SlideSettings, tissue_tiles
+
+            todo = tissue_tiles(open_slide(slide), SlideSettings()).todo
             n = args.tiles_per_process
 
             def tiles_for(k: int) -> list[str]:

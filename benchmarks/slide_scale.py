@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 PSS_SECONDS = 2.0  # how often the process tree's PSS is read (RSS: every 0.25 s)
 TISSUE_FRACTION = 0.4  # of the slide's area in whole fields; a smear leaves most of its glass bare
@@ -125,9 +126,10 @@ def run_measured(slide: Path, out: Path, workers: int | None) -> dict:
     import psutil
 
     code = (
-        "import json, sys; from napari_cervix.slide_analysis import analyze_slide\n"
+        "import json, sys; from napari_cervix.slide_analysis import analyze_slide, tile_timings\n"
         "workers = int(sys.argv[3]) or None\n"
-        "print(json.dumps(analyze_slide(sys.argv[1], sys.argv[2], workers=workers).summary))\n"
+        "summary = analyze_slide(sys.argv[1], sys.argv[2], workers=workers).summary\n"
+        "print(json.dumps({**summary, 'timings': tile_timings(sys.argv[2]).to_dict('list')}))\n"
     )
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -155,8 +157,29 @@ def run_measured(slide: Path, out: Path, workers: int | None) -> dict:
         time.sleep(0.25)
     summary = json.loads(process.stdout.read().strip().splitlines()[-1])
     summary["wall_seconds"] = time.perf_counter() - started
+    summary["timings"] = pd.DataFrame(summary["timings"])  # this process stays free of torch: PSS is shared
     summary["peak_rss_gb"], summary["peak_pss_gb"] = peak_rss / 2**30, peak_pss / 2**30
     return summary
+
+
+def tile_phase(timings) -> tuple[float, float]:
+    """Tiles per second from the first tile's start to the last tile's end (workers started, table and
+    labels not yet written), and the median seconds of one tile."""
+    span = (timings.started + timings.seconds).max() - timings.started.min()
+    return len(timings) / span, float(timings.seconds.median())
+
+
+def worker_drift(timings, label: str) -> list[str]:
+    """Per worker: its tiles and the median seconds of a tile in each third of the tile phase, so a
+    slowdown over a long run shows (and which worker it hits)."""
+    start, end = timings.started.min(), (timings.started + timings.seconds).max()
+    third = np.minimum((3 * (timings.started - start) / (end - start)).astype(int), 2)
+    rows = []
+    for worker, own in timings.groupby("worker", sort=True):
+        medians = [own.seconds[third[own.index] == k].median() for k in range(3)]
+        thirds = " / ".join("–" if np.isnan(m) else f"{m:.2f}" for m in medians)
+        rows.append(f"| {label} | {worker.rsplit(':', 1)[-1]} | {len(own)} | {thirds} |")
+    return rows
 
 
 def scale_table(fields, sizes, compare_at: int, seed: int) -> None:
@@ -165,7 +188,7 @@ def scale_table(fields, sizes, compare_at: int, seed: int) -> None:
         "| peak RSS (GB) | peak PSS (GB) | s: tissue / tiles / table / labels |"
     )
     print("| --- " * 11 + "|")
-    rates = {}
+    rates, phase_rates, drift = {}, {}, []
     with tempfile.TemporaryDirectory() as folder:
         for side, workers in [(side, 1) for side in sizes] + [(compare_at, 2)]:
             mosaic = FieldMosaic(fields, side, seed)
@@ -175,6 +198,8 @@ def scale_table(fields, sizes, compare_at: int, seed: int) -> None:
             s = run_measured(slide, Path(folder) / f"out_{side}_{workers}", workers)
             tiles = s["tiles_with_tissue"]
             rates[side, workers] = tiles / s["wall_seconds"]
+            phase_rates[side, workers], median = tile_phase(s["timings"])
+            drift += worker_drift(s["timings"], f"{side}², {workers} × 1 (tile median {median:.2f} s)")
             print(
                 f"| {side}² | {workers} × 1 thread | {len(mosaic.placements)} ({mosaic.field_fraction:.0%}) | "
                 f"{tiles} / {s['tiles']} | {s['skipped_fraction']:.0%} | {s['cells']} | {s['wall_seconds']:.0f} | "
@@ -182,8 +207,14 @@ def scale_table(fields, sizes, compare_at: int, seed: int) -> None:
                 f"{' / '.join(f'{v:.0f}' for v in s['seconds_by_step'].values())} |",
                 flush=True,
             )
+    print("\n| run | worker (pid) | tiles | median s per tile, 1st / 2nd / 3rd third of the tile phase |")
+    print("| --- | --- | --- | --- |")
+    print("\n".join(drift))
     if (compare_at, 1) in rates:
-        print(f"\n2 workers / 1 worker at {compare_at}²: {rates[compare_at, 2] / rates[compare_at, 1]:.2f}× tiles/s")
+        whole = rates[compare_at, 2] / rates[compare_at, 1]
+        phase = phase_rates[compare_at, 2] / phase_rates[compare_at, 1]
+        print(f"\n2 workers / 1 worker at {compare_at}²: {whole:.2f}× tiles/s over the whole run (wall time)")
+        print(f"{phase:.2f}× over the tile phase alone (first tile's start to last tile's end)")
 
 
 # ------------------------------------------------------------------------------------ versus fields

@@ -4,6 +4,7 @@ foreign output folder, the same table on a 2-worker dask LocalCluster, multiscal
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ import pytest
 
 from napari_cervix.instances.model import InstancesUnavailable, require_backend
 from napari_cervix.io.slides import write_ome_tiff
-from napari_cervix.slide_analysis import SlideOutputError, SlideSettings, analyze_slide, tile_cores
+from napari_cervix.slide_analysis import SlideOutputError, SlideSettings, analyze_slide, tile_cores, tile_timings
 from napari_cervix.synth import PIXEL_SIZE_UM, generate_smear
 from napari_cervix.tiling import tile_grid
 
@@ -125,6 +126,18 @@ def test_killed_run_resumes_to_the_same_table(slide_path, reference, tmp_path):
 def test_two_worker_local_cluster_gives_the_same_table(slide_path, reference, tmp_path):
     result = analyze_slide(slide_path, tmp_path / "cluster", SETTINGS, workers=2)
     pd.testing.assert_frame_equal(result.table, reference.table)
+    # each tile records the worker process that ran it, not this one
+    timings = tile_timings(result.out)
+    assert sorted(timings.tile) == [0, 1] and not timings.worker.str.endswith(f":{os.getpid()}").any()
+
+
+def test_each_tile_records_when_where_and_how_long_it_ran(reference):
+    timings = tile_timings(reference.out)
+    assert sorted(timings.tile) == sorted(set(reference.table.tile))
+    assert (timings.worker == f"{socket.gethostname()}:{os.getpid()}").all()  # the run was in this process
+    assert (timings.seconds > 0).all() and timings.started.is_monotonic_increasing
+    assert timings.started.iloc[-1] >= timings.started.iloc[0] + timings.seconds.iloc[0]  # one after the other
+    assert (timings.started + timings.seconds).max() <= time.time()
 
 
 def _worker_environment() -> dict:

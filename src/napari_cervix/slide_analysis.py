@@ -24,6 +24,8 @@ opens the slide and loads the models once.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass, field
@@ -37,6 +39,7 @@ from .classes import BETHESDA_GRADES, NOT_SQUAMOUS
 from .cli import Command, add_scale_arguments, scale_options
 from .io._atomic import atomic_path
 from .tiling import Tile, tile_grid
+from .tissue import TissueMask, detect_tissue
 
 RUN_FILE = "run.json"
 TILES = "tiles"
@@ -101,6 +104,25 @@ def tile_cores(tiles: list[Tile], shape) -> list[tuple[int, int, int, int]]:
 
     row_cut, col_cut = cuts(ys, height), cuts(xs, width)
     return [(*row_cut[(t.y0, t.y1)], *col_cut[(t.x0, t.x1)]) for t in tiles]
+
+
+@dataclass(frozen=True)
+class SlideTiles:
+    """A slide's tile grid, each tile's core, and the indices of the tiles the tissue mask covers (the
+    only ones analyzed)."""
+
+    grid: list[Tile]
+    cores: list[tuple[int, int, int, int]]
+    todo: list[int]
+    tissue: TissueMask
+
+
+def tissue_tiles(slide, settings: SlideSettings) -> SlideTiles:
+    """The tiles of an opened slide that :func:`analyze_slide` runs with these settings."""
+    tissue = detect_tissue(slide, settings.tissue_side)
+    grid = tile_grid(slide.shape, settings.tile_size, settings.overlap)
+    todo = [i for i, t in enumerate(grid) if tissue.covers(t.y0, t.x0, t.y1, t.x1)]
+    return SlideTiles(grid, tile_cores(grid, slide.shape), todo, tissue)
 
 
 # ----------------------------------------------------------------------------------------- one tile
@@ -187,8 +209,11 @@ def analyze_tile_to(folder: str, index: int, path: str, tile: Tile, core, settin
     """:func:`analyze_tile`, written to ``folder`` by the process that ran it (a worker, on a cluster: the
     output folder must be reachable from the workers, as the slide is); returns the number of cells.
     Writing where the tile ran keeps the masks out of the scheduler and the client's process off the cores
-    the workers need."""
+    the workers need. When and where the tile ran is kept with it (:func:`tile_timings`)."""
+    started, clock = time.time(), time.perf_counter()
     result = analyze_tile(path, tile, core, settings)
+    result["timing"] = np.array([started, time.perf_counter() - clock])
+    result["worker"] = np.array(f"{socket.gethostname()}:{os.getpid()}")
     _write_tile(Path(folder), index, result)
     return len(result["table"])
 
@@ -197,6 +222,20 @@ def _pack(masks: list[np.ndarray]) -> dict:
     shapes = np.asarray([m.shape for m in masks], np.int64).reshape(-1, 2)
     flat = np.concatenate([m.ravel() for m in masks]) if masks else np.zeros(0, bool)
     return {"shapes": shapes, "bits": np.packbits(flat)}
+
+
+def tile_timings(out) -> pd.DataFrame:
+    """One row per finished tile of a slide-analysis output folder: ``tile`` (grid index), ``worker``
+    (host:pid of the process that ran it), ``started`` (Unix time) and ``seconds`` (the tile's analysis,
+    reading its pixels included, writing excluded), in the order the tiles started."""
+    rows = []
+    for npz in sorted((Path(out) / TILES).glob("*.npz")):
+        with np.load(npz) as saved:
+            if "timing" in saved:
+                started, seconds = saved["timing"].tolist()
+                rows.append((int(npz.stem), str(saved["worker"]), started, seconds))
+    frame = pd.DataFrame(rows, columns=["tile", "worker", "started", "seconds"])
+    return frame.sort_values("started", ignore_index=True)
 
 
 def _unpack(shapes: np.ndarray, bits: np.ndarray) -> list[np.ndarray]:
@@ -220,6 +259,8 @@ def _write_tile(folder: Path, index: int, result: dict) -> None:
             nucleus_shapes=nuclei["shapes"],
             nucleus_bits=nuclei["bits"],
             nucleus_cells=result["nucleus_cells"],
+            timing=result["timing"],
+            worker=result["worker"],
         )
     with atomic_path(folder / f"{index:06d}.parquet") as tmp:
         result["table"].to_parquet(tmp, index=False)
@@ -265,7 +306,6 @@ def analyze_slide_steps(
 ) -> Generator[SlideProgress, None, SlideResult]:
     """Generator form of :func:`analyze_slide`: yields a :class:`SlideProgress` per finished tile."""
     from .io.slides import open_slide
-    from .tissue import detect_tissue
 
     settings = settings or SlideSettings()
     started = time.perf_counter()
@@ -274,11 +314,9 @@ def analyze_slide_steps(
     _claim(out, _fingerprint(slide, settings))
     tiles_dir = out / TILES
     tiles_dir.mkdir(exist_ok=True)
-    tissue = detect_tissue(slide, settings.tissue_side)
+    tiles = tissue_tiles(slide, settings)
+    grid, cores, todo, tissue = tiles.grid, tiles.cores, tiles.todo, tiles.tissue
     seconds = {"tissue": time.perf_counter() - started}
-    grid = tile_grid(slide.shape, settings.tile_size, settings.overlap)
-    cores = tile_cores(grid, slide.shape)
-    todo = [i for i, t in enumerate(grid) if tissue.covers(t.y0, t.x0, t.y1, t.x1)]
     pending = [i for i in todo if not (tiles_dir / f"{i:06d}.parquet").exists()]
     done, cells = len(todo) - len(pending), 0
     yield SlideProgress(done, len(todo), cells, time.perf_counter() - started)
