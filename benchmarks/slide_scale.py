@@ -16,6 +16,11 @@ reading it costs the workers CPU): RSS counts the pages every worker maps from t
 once per process, PSS shares them out, so the PSS sum is what the tree really holds. PSS also shares pages
 with processes outside the tree (any other torch process on the machine lowers it): measure on an idle
 machine.
+
+Each finished tile records its worker, start and seconds (``tile_timings``); from them the table is followed
+by one row per worker (its first tile, which loads the models, and the median of its other tiles in each
+third of the run, so a slowdown over a long run shows) and the 2-against-1 ratio twice: over the whole run
+(wall time, the issue's measure) and over the tile phase alone (first tile's start to last tile's end).
 """
 
 from __future__ import annotations
@@ -170,15 +175,17 @@ def tile_phase(timings) -> tuple[float, float]:
 
 
 def worker_drift(timings, label: str) -> list[str]:
-    """Per worker: its tiles and the median seconds of a tile in each third of the tile phase, so a
-    slowdown over a long run shows (and which worker it hits)."""
+    """Per worker: its tiles, its first tile's seconds (models loaded then) and the median seconds of its
+    other tiles in each third of the tile phase, so a slowdown over a long run shows (and whom it hits)."""
     start, end = timings.started.min(), (timings.started + timings.seconds).max()
     third = np.minimum((3 * (timings.started - start) / (end - start)).astype(int), 2)
     rows = []
     for worker, own in timings.groupby("worker", sort=True):
-        medians = [own.seconds[third[own.index] == k].median() for k in range(3)]
+        rest = own.iloc[1:]
+        medians = [rest.seconds[third[rest.index] == k].median() for k in range(3)]
         thirds = " / ".join("–" if np.isnan(m) else f"{m:.2f}" for m in medians)
-        rows.append(f"| {label} | {worker.rsplit(':', 1)[-1]} | {len(own)} | {thirds} |")
+        pid = worker.rsplit(":", 1)[-1]
+        rows.append(f"| {label} | {pid} | {len(own)} | {own.seconds.iloc[0]:.1f} | {thirds} |")
     return rows
 
 
@@ -207,8 +214,8 @@ def scale_table(fields, sizes, compare_at: int, seed: int) -> None:
                 f"{' / '.join(f'{v:.0f}' for v in s['seconds_by_step'].values())} |",
                 flush=True,
             )
-    print("\n| run | worker (pid) | tiles | median s per tile, 1st / 2nd / 3rd third of the tile phase |")
-    print("| --- | --- | --- | --- |")
+    print("\n| run | worker (pid) | tiles | first tile, s | later tiles: median s, 1st / 2nd / 3rd third |")
+    print("| --- | --- | --- | --- | --- |")
     print("\n".join(drift))
     if (compare_at, 1) in rates:
         whole = rates[compare_at, 2] / rates[compare_at, 1]
