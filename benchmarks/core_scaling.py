@@ -40,14 +40,14 @@ def conv_work(items: int) -> None:
 
 def tile_work(slide: str):
     from napari_cervix.io.slides import open_slide
-    from napari_cervix.slide_analysis import SlideSettings, analyze_tile, tissue_tiles
+    from napari_cervix.slide_analysis import SlideSettings, analyze_tile, slide_grid
 
     settings = SlideSettings()
-    tiles = tissue_tiles(open_slide(slide), settings)
+    grid, cores = slide_grid(open_slide(slide).shape, settings)  # the parent chose the tissue tiles
 
     def run(selected: list[int]) -> None:
         for i in selected:
-            analyze_tile(slide, tiles.grid[i], tiles.cores[i], settings)
+            analyze_tile(slide, grid[i], cores[i], settings)
 
     return run
 

@@ -167,17 +167,22 @@ def run_measured(slide: Path, out: Path, workers: int | None) -> dict:
     return summary
 
 
+def tile_phase_span(timings) -> tuple[float, float]:
+    """The tile phase: the first tile's start and the last tile's end (workers started, table and labels
+    not yet written)."""
+    return timings.started.min(), (timings.started + timings.seconds).max()
+
+
 def tile_phase(timings) -> tuple[float, float]:
-    """Tiles per second from the first tile's start to the last tile's end (workers started, table and
-    labels not yet written), and the median seconds of one tile."""
-    span = (timings.started + timings.seconds).max() - timings.started.min()
-    return len(timings) / span, float(timings.seconds.median())
+    """Tiles per second over the tile phase, and the median seconds of one tile."""
+    start, end = tile_phase_span(timings)
+    return len(timings) / (end - start), float(timings.seconds.median())
 
 
 def worker_drift(timings, label: str) -> list[str]:
     """Per worker: its tiles, its first tile's seconds (models loaded then) and the median seconds of its
     other tiles in each third of the tile phase, so a slowdown over a long run shows (and whom it hits)."""
-    start, end = timings.started.min(), (timings.started + timings.seconds).max()
+    start, end = tile_phase_span(timings)
     third = np.minimum((3 * (timings.started - start) / (end - start)).astype(int), 2)
     rows = []
     for worker, own in timings.groupby("worker", sort=True):

@@ -117,12 +117,18 @@ class SlideTiles:
     tissue: TissueMask
 
 
+def slide_grid(shape, settings: SlideSettings) -> tuple[list[Tile], list[tuple[int, int, int, int]]]:
+    """The slide's tile grid with these settings and each tile's core."""
+    grid = tile_grid(shape, settings.tile_size, settings.overlap)
+    return grid, tile_cores(grid, shape)
+
+
 def tissue_tiles(slide, settings: SlideSettings) -> SlideTiles:
     """The tiles of an opened slide that :func:`analyze_slide` runs with these settings."""
     tissue = detect_tissue(slide, settings.tissue_side)
-    grid = tile_grid(slide.shape, settings.tile_size, settings.overlap)
+    grid, cores = slide_grid(slide.shape, settings)
     todo = [i for i, t in enumerate(grid) if tissue.covers(t.y0, t.x0, t.y1, t.x1)]
-    return SlideTiles(grid, tile_cores(grid, slide.shape), todo, tissue)
+    return SlideTiles(grid, cores, todo, tissue)
 
 
 # ----------------------------------------------------------------------------------------- one tile
@@ -224,20 +230,6 @@ def _pack(masks: list[np.ndarray]) -> dict:
     return {"shapes": shapes, "bits": np.packbits(flat)}
 
 
-def tile_timings(out) -> pd.DataFrame:
-    """One row per finished tile of a slide-analysis output folder: ``tile`` (grid index), ``worker``
-    (host:pid of the process that ran it), ``started`` (Unix time) and ``seconds`` (the tile's analysis,
-    reading its pixels included, writing excluded), in the order the tiles started."""
-    rows = []
-    for npz in sorted((Path(out) / TILES).glob("*.npz")):
-        with np.load(npz) as saved:
-            if "timing" in saved:
-                started, seconds = saved["timing"].tolist()
-                rows.append((int(npz.stem), str(saved["worker"]), started, seconds))
-    frame = pd.DataFrame(rows, columns=["tile", "worker", "started", "seconds"])
-    return frame.sort_values("started", ignore_index=True)
-
-
 def _unpack(shapes: np.ndarray, bits: np.ndarray) -> list[np.ndarray]:
     sizes = shapes.prod(axis=1)
     flat = np.unpackbits(bits, count=int(sizes.sum())).astype(bool)
@@ -264,6 +256,20 @@ def _write_tile(folder: Path, index: int, result: dict) -> None:
         )
     with atomic_path(folder / f"{index:06d}.parquet") as tmp:
         result["table"].to_parquet(tmp, index=False)
+
+
+def tile_timings(out) -> pd.DataFrame:
+    """One row per finished tile of a slide-analysis output folder: ``tile`` (grid index), ``worker``
+    (host:pid of the process that ran it), ``started`` (Unix time) and ``seconds`` (the tile's analysis,
+    reading its pixels included, writing excluded), in the order the tiles started."""
+    rows = []
+    for npz in sorted((Path(out) / TILES).glob("*.npz")):
+        with np.load(npz) as saved:
+            if "timing" in saved:
+                started, seconds = saved["timing"].tolist()
+                rows.append((int(npz.stem), str(saved["worker"]), started, seconds))
+    frame = pd.DataFrame(rows, columns=["tile", "worker", "started", "seconds"])
+    return frame.sort_values("started", ignore_index=True)
 
 
 # ---------------------------------------------------------------------------------------- the run
