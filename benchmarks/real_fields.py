@@ -1,14 +1,17 @@
 """Nucleus recall at the annotated points of real Pap-smear fields (CRIC), per Bethesda class, as a table.
 
     nice -n 10 .venv/bin/python benchmarks/real_fields.py [--data ../shared/data] [--model FILE]
-        [--instance-model FILE|none] [--score-threshold 0.5] [--split val|all] [--scales 0.75 1.5 2.5]
+        [--instance-model FILE|none] [--score-threshold 0.5] [--complete-nuclei both|off|auto]
+        [--split val|all] [--scales 0.75 1.5 2.5]
         [--modes given estimated] [--isbi]
 
 On the CRIC validation fields (split by field within groups of equal most severe class, by
 :func:`napari_cervix.semantic.data.split_training_samples`: the semantic trainer's split) each annotated
 nucleus centre counts as found when a predicted nucleus lies within 4 px of it. Rows: ``segment_semantic``
-(nucleus class) and, ``segment_instances`` (nucleus masks). Also detections per
-field (predicted nuclei: 8-connected nucleus components for the semantic model) and seconds per field.
+(nucleus class) and ``segment_instances`` (nucleus masks), the detector alone and with the nuclei it
+missed added from the semantic model (its default on color fields, :mod:`napari_cervix.instances.completion`).
+Also detections per field (predicted nuclei: 8-connected nucleus components for the semantic model) and
+seconds per field.
 Only squamous cells are annotated, so detections beyond the points are not all false. Data: CRIC Cervix
 (Rezende et al., Sci. Data 8:151, 2021; CC BY 4.0).
 
@@ -33,11 +36,15 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from napari_cervix.geometry import NUCLEUS, label_components
+from napari_cervix.instances.completion import COMPLETE_NUCLEI
 from napari_cervix.io.cric import CRIC_CLASSES, read_cric, short_bethesda
 from napari_cervix.semantic.data import split_training_samples
 
 #: A point within this distance (pixels) of a predicted nucleus counts as found.
 TOLERANCE = 4.0
+#: Row label of the instance model → ``--complete-nuclei`` value; which rows each choice prints.
+COMPLETION = {"detector only": "off", "+ semantic completion": "auto"}
+COMPLETION_ROWS = {"both": tuple(COMPLETION), "off": ("detector only",), "auto": ("+ semantic completion",)}
 
 
 def found_at_points(nucleus_mask: np.ndarray, points: np.ndarray, tolerance: float = TOLERANCE) -> np.ndarray:
@@ -62,12 +69,14 @@ def semantic_runner(model):
     return run
 
 
-def instance_runner(model, score_threshold: float = 0.5):
+def instance_runner(model, score_threshold: float = 0.5, complete_nuclei: bool | None = None):
     from napari_cervix.instances.inference import segment_instances
     from napari_cervix.scale import Scale
 
     def run(image, **scale):
-        result = segment_instances(image, model, score_threshold=score_threshold, **scale)
+        result = segment_instances(
+            image, model, score_threshold=score_threshold, complete_nuclei=complete_nuclei, **scale
+        )
         return result.nuclei_union(), len(result.nucleus_scores), Scale(**result.meta["scale"])
 
     return run
@@ -113,6 +122,13 @@ def main() -> None:
     parser.add_argument(
         "--score-threshold", type=float, default=0.5, help="instance detections kept (segment_instances' default)"
     )
+    parser.add_argument(
+        "--complete-nuclei",
+        choices=tuple(COMPLETION_ROWS),
+        default="both",
+        help="instance rows: the detector alone ('off'), with the semantic model's completion ('auto', "
+        "segment_instances' default: on for these color fields), or both (default)",
+    )
     parser.add_argument("--split", choices=("val", "all"), default="val")
     parser.add_argument("--val-fraction", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
@@ -133,9 +149,11 @@ def main() -> None:
 
         if args.instance_model != "none":
             require_backend("auto")
-            runners[f"segment_instances ({args.instance_model}, score ≥ {args.score_threshold:g})"] = instance_runner(
-                args.instance_model, args.score_threshold
-            )
+            for completion in COMPLETION_ROWS[args.complete_nuclei]:
+                label = f"segment_instances ({args.instance_model}, score ≥ {args.score_threshold:g}, {completion})"
+                runners[label] = instance_runner(
+                    args.instance_model, args.score_threshold, COMPLETE_NUCLEI[COMPLETION[completion]]
+                )
     except Exception as err:  # InstancesUnavailable, or mmcv's ops failing to load
         print(f"segment_instances skipped: {err}")
 

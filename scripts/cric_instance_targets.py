@@ -31,8 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-#: A squamous cell is at most about 60 µm across: a point's fallback cell stays within this radius.
-MAX_CELL_RADIUS_UM = 32.0
+from napari_cervix.instances.completion import MAX_CELL_RADIUS_UM
 
 
 def field_targets(sample, semantic, detector, cric_pixel: float, model_pixel: float, cell_score: float):

@@ -64,7 +64,9 @@ def record(data: dict[str, np.ndarray], skip: frozenset = frozenset()) -> dict[s
         if model in skip:
             continue
         for name in ("gray", "wide"):
-            result = nc.segment_instances(data[f"input/{name}/image"], model, estimate_scale=False)
+            result = nc.segment_instances(
+                data[f"input/{name}/image"], model, estimate_scale=False, complete_nuclei=False
+            )
             key = f"instances/{model}/{name}"
             out[f"{key}/scores"] = np.asarray(result.scores, np.float32)
             out[f"{key}/areas"] = np.asarray(result.areas, np.int64)

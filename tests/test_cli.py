@@ -156,6 +156,22 @@ def test_instance_commands_run_the_backend_asked_for(backend, tmp_path, capsys):
     assert report["backend"] == backend and report["n_images"] == 1
 
 
+def test_segment_instances_completes_color_fields_unless_told_not_to(tmp_path, capsys):
+    sample = generate_smear((256, 256), n_cells=4, seed=4, rgb=True)
+    tifffile.imwrite(tmp_path / "field.tif", sample.image)
+    runs = {}
+    for choice in ("auto", "off"):
+        capsys.readouterr()
+        out = tmp_path / choice
+        assert (
+            main(["segment", "instances", str(tmp_path / "field.tif"), "--out", str(out), "--complete-nuclei", choice])
+            == 0
+        )
+        runs[choice] = (capsys.readouterr().out, tifffile.imread(out / "field_nuclei.tif"))
+    assert "added by the semantic model" in runs["auto"][0] and "added" not in runs["off"][0]
+    assert np.count_nonzero(runs["auto"][1]) >= np.count_nonzero(runs["off"][1])
+
+
 @pytest.mark.parametrize(
     "command", [["segment", "instances", "a.tif", "--out", "o"], ["evaluate", "instances", "--dataset", "coco:x.json"]]
 )

@@ -287,3 +287,114 @@ def test_training_source_refuses_samples_without_cells():
     sample.cells = None
     with pytest.raises(ValueError, match="per-cell"):
         FieldSource([sample], "nuclei-only")
+
+
+def _two_cells_and_semantic(shape=(100, 170)):
+    """Detected: cell 1 with its nucleus, cell 2 without one. Semantic: both cells' nuclei, a second
+    nucleus in cell 1, and a third cell's nucleus the detector missed entirely."""
+    cell_one, cell_two = disk(shape, 30, 30, 22), disk(shape, 30, 100, 22)
+    detected = CellSet.from_stack([cell_one, cell_two], [0.9, 0.8], [disk(shape, 30, 30, 5)], [0.95], shape=shape)
+    nuclei = {"one": disk(shape, 30, 30, 5), "two": disk(shape, 30, 100, 5)}
+    nuclei |= {"in one": disk(shape, 38, 44, 4), "alone": disk(shape, 75, 140, 5)}
+    semantic = np.zeros(shape, np.uint8)
+    semantic[cell_one | cell_two | disk(shape, 75, 140, 18)] = 1
+    probability = np.full(shape, 0.1, np.float32)
+    for name, mask in nuclei.items():
+        semantic[mask] = 2
+        probability[mask] = {"one": 0.9, "two": 0.7, "in one": 0.6, "alone": 0.8}[name]
+    return detected, semantic, probability, nuclei
+
+
+def test_completion_adds_missed_nuclei_with_cells_and_keeps_every_detection():
+    from napari_cervix.instances.completion import complete_cell_set
+
+    detected, semantic, probability, nuclei = _two_cells_and_semantic()
+    merged, counts = complete_cell_set(detected, semantic, probability, max_cell_radius_px=40)
+    assert counts == {"nuclei": 3, "cells": 2, "first_id": 3}  # "one" was detected already
+    assert merged.ids.tolist() == [1, 2, 3, 4]
+    for k in range(2):  # the detections as they were
+        np.testing.assert_array_equal(merged.cells.mask(k), detected.cells.mask(k))
+    assert np.allclose(merged.scores[:2], [0.9, 0.8]) and np.isclose(merged.nuclei.scores[0], 0.95)
+
+    def nucleus_at(point):
+        return next(k for k in range(len(merged.nuclei)) if merged.nuclei.mask(k)[point])
+
+    two, in_one, alone = nucleus_at((30, 100)), nucleus_at((38, 44)), nucleus_at((75, 140))
+    assert merged.nucleus_cell_ids[two] == 2  # joins the detected cell that had no nucleus
+    assert np.isclose(merged.nuclei.scores[two], 0.7)
+    for k in (in_one, alone):  # cell 1 has a nucleus, "alone" lies in no cell: each gets a cell of its own
+        cell = merged.index_of(merged.nucleus_cell_ids[k])
+        assert cell >= 2 and merged.cells.mask(cell)[merged.nuclei.mask(k)].all()
+        assert np.isclose(merged.scores[cell], merged.nuclei.scores[k])
+    lone_cell = merged.cells.mask(merged.index_of(merged.nucleus_cell_ids[alone]))
+    np.testing.assert_array_equal(lone_cell, semantic.astype(bool) & disk(semantic.shape, 75, 140, 18))
+    # the radius bounds a new cell
+    small, _ = complete_cell_set(detected, semantic, probability, max_cell_radius_px=8)
+    lone_small = small.cells.mask(small.index_of(small.nucleus_cell_ids[alone]))
+    assert lone_small.sum() < lone_cell.sum() and not lone_small[75, 140 - 15]
+
+
+def test_completion_without_missed_nuclei_returns_the_detections_and_refuses_another_grid():
+    from napari_cervix.instances.completion import complete_cell_set
+
+    detected, semantic, probability, _ = _two_cells_and_semantic()
+    semantic[semantic == 2] = 1
+    semantic[disk(semantic.shape, 30, 30, 5)] = 2  # only the detected nucleus
+    same, counts = complete_cell_set(detected, semantic, probability, 40)
+    assert same is detected and counts["nuclei"] == 0
+    with pytest.raises(ValueError, match="semantic labels are"):
+        complete_cell_set(detected, semantic[:50], probability[:50], 40)
+
+
+def test_completion_splits_a_cluster_the_detector_half_found_and_ignores_rims():
+    from napari_cervix.instances.completion import complete_cell_set
+
+    shape = (80, 120)
+    cell = disk(shape, 40, 60, 35)
+    detected = CellSet.from_stack([cell], [0.9], [disk(shape, 40, 45, 8)], [0.9], shape=shape)
+    semantic = np.where(cell, 1, 0).astype(np.uint8)
+    semantic[disk(shape, 40, 45, 10) | disk(shape, 40, 66, 9)] = 2  # one component: two touching nuclei
+    probability = (semantic == 2).astype(np.float32)
+    merged, counts = complete_cell_set(detected, semantic, probability, 50, min_nucleus_px=40)
+    assert counts["nuclei"] == 1  # the undetected nucleus, not the 2 px rim around the detected one
+    added = merged.nuclei.mask(1)
+    assert added[40, 66] and not added[40, 45] and added.sum() > 0.8 * disk(shape, 40, 66, 9).sum()
+    # a piece smaller than the minimum area is no nucleus
+    assert complete_cell_set(detected, semantic, probability, 50, min_nucleus_px=400)[1]["nuclei"] == 0
+
+
+class MissingNucleusDetector(OracleDetector):
+    """The oracle, blind to one nucleus (the one of ``missed``, a (row, col) inside it)."""
+
+    def __init__(self, sample, missed):
+        super().__init__(sample)
+        self.missed = missed
+
+    def predict_tile(self, tile, *, score_floor=0.05, max_detections=100):
+        masks, scores, labels = super().predict_tile(tile, score_floor=score_floor, max_detections=max_detections)
+        keep = ~((labels == 1) & masks[:, self.missed[0], self.missed[1]])
+        return masks[keep], scores[keep], labels[keep]
+
+
+def test_color_fields_get_the_nuclei_the_detector_missed_from_the_semantic_model():
+    sample = generate_smear((384, 384), n_cells=4, seed=5, rgb=True)
+    truth = nucleus_instances(sample.nuclei, sample.shape)
+    largest = int(np.argmax(truth.areas))
+    missed = tuple(int(v) for v in ndimage.center_of_mass(truth.mask(largest)))
+    assert truth.mask(largest)[missed]
+
+    def run(**options):
+        detector = MissingNucleusDetector(sample, missed)
+        detector.grid = tile_grid(sample.shape, 512, 128)
+        return segment_instances(sample.image, detector, estimate_scale=False, **options)
+
+    alone = run(complete_nuclei=False)
+    assert len(alone.nuclei) == len(truth) - 1 and not alone.nuclei_union()[missed]
+    assert alone.meta["completed"] == {}
+    completed = run()  # default: on for a color image
+    assert completed.nuclei_union()[missed] and completed.meta["completed"]["nuclei"] >= 1
+    assert len(completed) >= len(alone) and completed.cell_ids[: len(alone)].tolist() == alone.cell_ids.tolist()
+    gray = generate_smear((384, 384), n_cells=4, seed=5)
+    detector = MissingNucleusDetector(gray, missed)
+    detector.grid = tile_grid(gray.shape, 512, 128)
+    assert segment_instances(gray.image, detector, estimate_scale=False).meta["completed"] == {}  # gray: off

@@ -133,7 +133,12 @@ def _find_cells(image, cells: str, semantic_model, instance_model, pixel_size_um
         # The work image is at the semantic model's pixel size (when either size is known).
         work_pixel = None if scale.pixel_size_um is None else scale.pixel_size_um / scale.factor
         found = segment_instances(
-            work, instance_model, score_threshold=score_threshold, pixel_size_um=work_pixel, estimate_scale=False
+            work,
+            instance_model,
+            score_threshold=score_threshold,
+            pixel_size_um=work_pixel,
+            estimate_scale=False,
+            semantic_model=semantic_model,
         )
         return scale, found.cells, found.nucleus_labels(), None
     from .semantic.postprocess import cells_from_semantic

@@ -12,9 +12,10 @@ runs on the default backend (torch + torchvision, the plugin's own dependencies;
 from __future__ import annotations
 
 import napari
-from magicgui.widgets import FloatSpinBox, SpinBox
+from magicgui.widgets import ComboBox, FloatSpinBox, SpinBox
 from napari.layers import Image
 
+from ..instances.completion import COMPLETE_NUCLEI
 from ..scale import Scale, describe_scale
 from ._common import geometry, layer_picker, model_picker, pixel_size_box, pixel_size_of
 from ._worker import TaskWidget
@@ -30,6 +31,13 @@ class InstanceWidget(TaskWidget):
         self.tile_size = SpinBox(label="tile size", value=512, min=64, max=4096, step=32)
         self.overlap = SpinBox(label="overlap", value=128, min=0, max=1024, step=16)
         self.pixel_size = pixel_size_box()
+        self.complete_nuclei = ComboBox(
+            label="add missed nuclei",
+            choices=tuple(COMPLETE_NUCLEI),
+            value="auto",
+            tooltip="add the nuclei the detector missed from the semantic model, each with a cell: "
+            "'auto' for color images (real Pap fields), where the detector misses many abnormal nuclei",
+        )
         self.extend(
             [
                 self.image,
@@ -40,6 +48,7 @@ class InstanceWidget(TaskWidget):
                 self.tile_size,
                 self.overlap,
                 self.pixel_size,
+                self.complete_nuclei,
                 self.run_button,
                 self.cancel_button,
                 self.status,
@@ -59,6 +68,7 @@ class InstanceWidget(TaskWidget):
             tile_size=self.tile_size.value,
             overlap=min(self.overlap.value, self.tile_size.value - 1),
             pixel_size_um=pixel_size_of(layer, self.pixel_size),
+            complete_nuclei=COMPLETE_NUCLEI[self.complete_nuclei.value],
         )
         name, place = layer.name, geometry(layer)
         self.start(
@@ -76,4 +86,6 @@ class InstanceWidget(TaskWidget):
             added.append(getattr(self._viewer, f"add_{layer_type}")(data, **kwargs))
         self.last_layers = added  # for scripting and tests
         scale = describe_scale(Scale(**result.meta["scale"]))
-        self.status.value = f"{len(result)} cells, {len(result.nuclei)} nuclei; {scale}"
+        completed = result.meta.get("completed") or {}
+        added = f" ({completed['nuclei']} added by the semantic model)" if completed.get("nuclei") else ""
+        self.status.value = f"{len(result)} cells, {len(result.nuclei)} nuclei{added}; {scale}"

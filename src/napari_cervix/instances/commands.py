@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from ..cli import Command, add_scale_arguments, scale_options
+from .completion import COMPLETE_NUCLEI
 
 
 def _add_backend(p: argparse.ArgumentParser) -> None:
@@ -39,6 +40,13 @@ def _add_segment(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-detections", type=int, default=100, help="per tile (network pass)")
     p.add_argument("--tile-size", type=int, default=512)
     p.add_argument("--overlap", type=int, default=128)
+    p.add_argument(
+        "--complete-nuclei",
+        choices=tuple(COMPLETE_NUCLEI),
+        default="auto",
+        help="add the nuclei the detector missed from the semantic default, each with a cell: 'auto' "
+        "(default) for color images only, 'on', 'off'",
+    )
     _add_backend(p)
     add_scale_arguments(p)
 
@@ -64,6 +72,7 @@ def _run_segment(args) -> int:
             max_detections=args.max_detections,
             tile_size=args.tile_size,
             overlap=args.overlap,
+            complete_nuclei=COMPLETE_NUCLEI[args.complete_nuclei],
             **scale_options(args),
         )
         stem = out / Path(name).stem
@@ -75,8 +84,10 @@ def _run_segment(args) -> int:
             f"{i},{s:.4f},{a},{nuclei_per_cell[i]}" for i, s, a in zip(result.cell_ids, result.scores, result.areas)
         ]
         Path(f"{stem}_cells.csv").write_text("\n".join(lines) + "\n")
+        completed = result.meta["completed"]
+        added = f", {completed['nuclei']} of them added by the semantic model" if completed else ""
         print(
-            f"{name} -> {stem}_*.tif: {len(result)} cells, {len(result.nuclei)} nuclei "
+            f"{name} -> {stem}_*.tif: {len(result)} cells, {len(result.nuclei)} nuclei{added} "
             f"({result.meta['model']} on the {result.meta['backend']} backend; "
             f"{describe_scale(Scale(**result.meta['scale']))})"
         )

@@ -16,12 +16,16 @@ from collections.abc import Generator
 import numpy as np
 
 from ..cellset import CellSet, Masks
-from ..imaging import check_image
-from ..scale import Scale, for_model, plan_scale, resample
+from ..geometry import NUCLEUS
+from ..imaging import check_image, color_kind
+from ..scale import Scale, for_model, plan_scale, probe_window, resample
 from ..tiling import Tile, TileProgress, run_to_end, tile_grid
+from .completion import MAX_CELL_RADIUS_UM, MIN_NUCLEUS_AREA_UM2, complete_cell_set
 from .result import InstanceResult
 
 MERGE_IOU = 0.5
+#: The pixel size a completion assumes when neither the image's nor the semantic model's is known.
+UNKNOWN_PIXEL_SIZE_UM = 0.25
 
 
 class _Instance:
@@ -199,6 +203,8 @@ def segment_instances_steps(
     *,
     pixel_size_um: float | None = None,
     estimate_scale: bool = True,
+    complete_nuclei: bool | None = None,
+    semantic_model="default",
 ) -> Generator[TileProgress, None, InstanceResult]:
     """Generator form of :func:`segment_instances`: yields a :class:`TileProgress` per tile (for
     progress bars and cancelling between tiles) and returns the :class:`InstanceResult`.
@@ -213,7 +219,10 @@ def segment_instances_steps(
     :mod:`napari_cervix.instances.model`). ``pixel_size_um``: µm per pixel of the image, resampled to the
     model's and the cells mapped back; None: estimated from the image's nuclei by the semantic default
     (:func:`~napari_cervix.semantic.inference.semantic_scale`) unless ``estimate_scale=False``. The
-    result's ``meta["scale"]`` says what was used.
+    result's ``meta["scale"]`` says what was used. ``complete_nuclei``: add the nuclei the detector
+    missed from ``semantic_model``, each with a cell (:mod:`~napari_cervix.instances.completion`); None
+    (default): on for color images, where the detector misses many abnormal nuclei, off for gray ones.
+    The added cells take the ids after the detected ones; ``meta["completed"]`` counts them.
     """
     from .model import load_detector, prepare_gray
 
@@ -223,7 +232,9 @@ def segment_instances_steps(
         raise ValueError(f"max_detections must be at least 1; got {max_detections}")
     check_image(image)
     detector = load_detector(model, device=device, backend=backend)
-    scale = _scale_for(image, detector, pixel_size_um, estimate_scale)
+    complete = color_kind(probe_window(image)) == "rgb" if complete_nuclei is None else bool(complete_nuclei)
+    semantic = _semantic_pass(image, semantic_model, pixel_size_um, estimate_scale) if complete else None
+    scale = _scale_for(image, detector, pixel_size_um, estimate_scale, None if semantic is None else semantic[2])
     shape = (int(image.shape[0]), int(image.shape[1]))
     # validates shape/dtype, one normalization for every tile
     gray = prepare_gray(resample(np.asarray(image), scale.factor) if scale.resamples else image)
@@ -241,8 +252,15 @@ def segment_instances_steps(
     cell_label = detector.classes.index("cell")
     nucleus_label = detector.classes.index("nucleus")
     cells = merger.cell_set(cell_label, nucleus_label, float(score_threshold))
+    cells = cells.resized(shape) if scale.resamples else cells
+    completed = {}
+    if semantic is not None:
+        labels, nucleus_probability, _, pixel = semantic
+        cells, completed = complete_cell_set(
+            cells, labels, nucleus_probability, MAX_CELL_RADIUS_UM / pixel, MIN_NUCLEUS_AREA_UM2 / pixel**2
+        )
     return InstanceResult(
-        cells=cells.resized(shape) if scale.resamples else cells,
+        cells=cells,
         meta={
             "model": detector.meta.get("name") or detector.meta.get("architecture"),
             "architecture": detector.meta.get("architecture"),
@@ -253,20 +271,43 @@ def segment_instances_steps(
             "score_threshold": float(score_threshold),
             "max_detections": int(max_detections),
             "scale": scale.as_dict(),
+            "completed": completed,
         },
     )
 
 
-def _scale_for(image, detector, pixel_size_um, estimate: bool) -> Scale:
-    """The Scale the detector runs ``image`` at: the given pixel size, or the semantic default's estimate."""
+def _semantic_pass(image, model, pixel_size_um, estimate: bool):
+    """(semantic labels, nucleus probability — both on the image's grid —, the semantic model's Scale, the
+    image's µm per pixel) for :func:`complete_cell_set`."""
+    from ..semantic.inference import load_semantic_model, segment_semantic
+
+    loaded = load_semantic_model(model, color_kind(probe_window(image)))
+    labels, probabilities, used = segment_semantic(
+        image,
+        loaded,
+        return_probabilities=True,
+        return_scale=True,
+        pixel_size_um=pixel_size_um,
+        estimate_scale=estimate,
+    )
+    # Unknown pixel size, run as it is: the image is taken to be at the semantic model's.
+    pixel = used.pixel_size_um or loaded.card.input.pixel_size_um or UNKNOWN_PIXEL_SIZE_UM
+    return labels, probabilities[NUCLEUS], used, pixel
+
+
+def _scale_for(image, detector, pixel_size_um, estimate: bool, semantic_scale_used: Scale | None = None) -> Scale:
+    """The Scale the detector runs ``image`` at: the given pixel size, or the semantic default's estimate
+    (``semantic_scale_used`` when the semantic model has already run on the image)."""
     model_pixel = (detector.meta.get("input") or {}).get("pixel_size_um")
     if pixel_size_um is not None:
         return plan_scale(image, model_pixel, None, None, pixel_size_um)
     if not estimate or model_pixel is None:
         return Scale(1.0, "off" if not estimate else "model")
-    from ..semantic.inference import semantic_scale
+    if semantic_scale_used is None:
+        from ..semantic.inference import semantic_scale
 
-    return for_model(semantic_scale(image), model_pixel)
+        semantic_scale_used = semantic_scale(image)
+    return for_model(semantic_scale_used, model_pixel)
 
 
 def segment_instances(
@@ -282,6 +323,8 @@ def segment_instances(
     *,
     pixel_size_um: float | None = None,
     estimate_scale: bool = True,
+    complete_nuclei: bool | None = None,
+    semantic_model="default",
 ) -> InstanceResult:
     """Every cell and nucleus of ``image`` as its own mask, overlaps intact (see
     :func:`segment_instances_steps` for the options). ``progress``: optional callback per tile."""
@@ -296,5 +339,7 @@ def segment_instances(
         backend,
         pixel_size_um=pixel_size_um,
         estimate_scale=estimate_scale,
+        complete_nuclei=complete_nuclei,
+        semantic_model=semantic_model,
     )
     return run_to_end(steps, progress)

@@ -16,7 +16,9 @@ class InstanceResult:
     ``cells``  the :class:`~napari_cervix.cellset.CellSet`: per cell an id (1..N, by descending score), a
                box, the mask cropped to it and a score; the nuclei as objects of their own, each linked to
                the cell covering most of it (the smallest on a tie), 0 when it lies in no detected cell.
-    ``meta``   model, tiling and threshold settings.
+               Cells completed from the semantic model (``meta["completed"]``) follow, from
+               ``meta["completed"]["first_id"]`` on, scored by their nucleus's mean semantic probability.
+    ``meta``   model, tiling, threshold and scale settings, and the completion's counts.
     """
 
     cells: CellSet
