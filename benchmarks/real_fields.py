@@ -42,9 +42,8 @@ from napari_cervix.semantic.data import split_training_samples
 
 #: A point within this distance (pixels) of a predicted nucleus counts as found.
 TOLERANCE = 4.0
-#: Row label of the instance model → ``--complete-nuclei`` value; which rows each choice prints.
-COMPLETION = {"detector only": "off", "+ semantic completion": "auto"}
-COMPLETION_ROWS = {"both": tuple(COMPLETION), "off": ("detector only",), "auto": ("+ semantic completion",)}
+#: The instance model's rows: label → its ``--complete-nuclei`` choice ("both" prints every row).
+COMPLETION_ROWS = {"detector only": "off", "+ semantic completion": "auto"}
 
 
 def found_at_points(nucleus_mask: np.ndarray, points: np.ndarray, tolerance: float = TOLERANCE) -> np.ndarray:
@@ -124,7 +123,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--complete-nuclei",
-        choices=tuple(COMPLETION_ROWS),
+        choices=("both", *COMPLETION_ROWS.values()),
         default="both",
         help="instance rows: the detector alone ('off'), with the semantic model's completion ('auto', "
         "segment_instances' default: on for these color fields), or both (default)",
@@ -149,11 +148,11 @@ def main() -> None:
 
         if args.instance_model != "none":
             require_backend("auto")
-            for completion in COMPLETION_ROWS[args.complete_nuclei]:
+            for completion, choice in COMPLETION_ROWS.items():
+                if args.complete_nuclei not in ("both", choice):
+                    continue
                 label = f"segment_instances ({args.instance_model}, score ≥ {args.score_threshold:g}, {completion})"
-                runners[label] = instance_runner(
-                    args.instance_model, args.score_threshold, COMPLETE_NUCLEI[COMPLETION[completion]]
-                )
+                runners[label] = instance_runner(args.instance_model, args.score_threshold, COMPLETE_NUCLEI[choice])
     except Exception as err:  # InstancesUnavailable, or mmcv's ops failing to load
         print(f"segment_instances skipped: {err}")
 

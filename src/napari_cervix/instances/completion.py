@@ -16,7 +16,8 @@ cells as separate masks — and the semantic model fills in the nuclei it did no
   it gets a new cell: its nearest-nucleus share of the semantic foreground (cytoplasm + nucleus) within
   :data:`MAX_CELL_RADIUS_UM` (:func:`~napari_cervix.pseudo_labels.nearest_nucleus_cells`).
 
-The same rules make the instance model's CRIC training targets (``scripts/cric_instance_targets.py``).
+The added cells follow the rule that makes the cells of the instance model's CRIC training targets
+(``scripts/cric_instance_targets.py``, which shares :data:`MAX_CELL_RADIUS_UM`).
 numpy/scipy only.
 """
 

@@ -232,8 +232,9 @@ def segment_instances_steps(
         raise ValueError(f"max_detections must be at least 1; got {max_detections}")
     check_image(image)
     detector = load_detector(model, device=device, backend=backend)
-    complete = color_kind(probe_window(image)) == "rgb" if complete_nuclei is None else bool(complete_nuclei)
-    semantic = _semantic_pass(image, semantic_model, pixel_size_um, estimate_scale) if complete else None
+    color = color_kind(probe_window(image))
+    complete = color == "rgb" if complete_nuclei is None else bool(complete_nuclei)
+    semantic = _semantic_pass(image, color, semantic_model, pixel_size_um, estimate_scale) if complete else None
     scale = _scale_for(image, detector, pixel_size_um, estimate_scale, None if semantic is None else semantic[2])
     shape = (int(image.shape[0]), int(image.shape[1]))
     # validates shape/dtype, one normalization for every tile
@@ -276,12 +277,12 @@ def segment_instances_steps(
     )
 
 
-def _semantic_pass(image, model, pixel_size_um, estimate: bool):
+def _semantic_pass(image, color: str, model, pixel_size_um, estimate: bool):
     """(semantic labels, nucleus probability — both on the image's grid —, the semantic model's Scale, the
     image's µm per pixel) for :func:`complete_cell_set`."""
     from ..semantic.inference import load_semantic_model, segment_semantic
 
-    loaded = load_semantic_model(model, color_kind(probe_window(image)))
+    loaded = load_semantic_model(model, color)
     labels, probabilities, used = segment_semantic(
         image,
         loaded,
