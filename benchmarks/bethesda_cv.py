@@ -1,7 +1,7 @@
 """Bethesda grading on real Pap-smear fields (CRIC Cervix), end to end, by field-grouped 5-fold cross-validation.
 
     nice -n 10 .venv/bin/python benchmarks/bethesda_cv.py [--data ../shared/data] [--cache runs/bethesda]
-        [--out runs/bethesda/cv.json]
+        [--out runs/bethesda/cv.json] [--arch bethesda_fusion]
 
 One run: the fields are split into 5 folds (stratified by each field's most severe class, grouped by field);
 for each fold the Bethesda classifier (the shipped recipe) is fitted on the other folds' detections and
@@ -19,24 +19,31 @@ previous default's Herlev figures. Data: CRIC Cervix (Rezende et al., Sci. Data 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from napari_cervix.cells.classifier import load_grader
 from napari_cervix.cells.training import choose_threshold
 from napari_cervix.classes import BETHESDA_ABNORMAL, BETHESDA_GRADES, BETHESDA_HIGH_GRADE
 from napari_cervix.grading.cric_cells import OUTPUT_CLASSES
 from napari_cervix.grading.train import (
+    ARCH,
     describe_fields,
     field_folds,
+    field_windows,
     fit_grader,
     recipe,
     training_set,
+    window_arrays,
 )
 from napari_cervix.grading.trees import fit_calibration
 from napari_cervix.io.cric import read_cric
+from napari_cervix.kinds import cell_kind
 
 ABNORMAL = np.array([c in BETHESDA_ABNORMAL for c in OUTPUT_CLASSES])
 HIGH = np.array([c in BETHESDA_HIGH_GRADE for c in OUTPUT_CLASSES])
@@ -71,28 +78,50 @@ def main() -> None:
     parser.add_argument("--cache", default="runs/bethesda", help="folder for cached detections and fold models")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--out", default="runs/bethesda/cv.json")
+    parser.add_argument("--arch", default=ARCH, help="the grading kind to cross-validate (default: the shipped one)")
     args = parser.parse_args()
     cache = Path(args.cache)
-    config = recipe()
+    config = recipe(args.arch)
+    kind = cell_kind(config.arch)
 
     samples = read_cric(Path(args.data) / "cric_fields", pseudo_masks=False)
     fields, descriptors = describe_fields(samples, cache, config.size)
+    windows = field_windows(samples, fields, cache, config.size, config.network_size) if kind.has_network else None
     fold_of = field_folds(fields, args.folds)
     print(f"{len(fields)} CRIC fields, {sum(len(f.points) for f in fields)} annotated cells, {args.folds} folds")
+    print(f"grader: {config.arch} ({kind.description})")
 
+    # Fold models are kept (keyed by the recipe), so a killed run resumes at the next fold.
+    recipe_key = hashlib.sha256(json.dumps(asdict(config), sort_keys=True, default=str).encode()).hexdigest()[:10]
     models = []
     for fold in range(args.folds):
         started = time.monotonic()
-        x, y = training_set([(f, d) for f, d, k in zip(fields, descriptors, fold_of) if k != fold], config.seed)
-        models.append(fit_grader(config, x, y))
+        path = cache / "folds" / f"{config.arch}-{recipe_key}-fold{fold}.safetensors"
+        if path.exists():
+            models.append(load_grader(str(path)))
+            print(f"fold {fold + 1}/{args.folds}: {path} (kept from an earlier run)", flush=True)
+            continue
+        train = [k for k in range(len(fields)) if fold_of[k] != fold]
+        x, y, w = training_set(
+            [(fields[k], descriptors[k]) for k in train],
+            config.seed,
+            windows=[windows[k] for k in train] if windows else None,
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fit_grader(config, x, y, windows=w).save(path)
+        models.append(load_grader(str(path)))  # as saved (fp16 CNN weights), the same whether kept or new
         counts = ", ".join(f"{c} {n}" for c, n in zip(OUTPUT_CLASSES, np.bincount(y, minlength=len(OUTPUT_CLASSES))))
         print(f"fold {fold + 1}/{args.folds}: trained on {counts}; {time.monotonic() - started:.0f} s", flush=True)
 
-    # Calibrate the binary trees' P(abnormal) on the out-of-fold graded and not-squamous detections.
+    # Calibrate the grader's abnormal logit on the out-of-fold graded and not-squamous detections.
     targets = np.concatenate([f.targets for f in fields])
-    logits = np.concatenate([models[k].boost.abnormal_logit(d) for d, k in zip(descriptors, fold_of)])
+    parts = [
+        kind.grade_parts(models[k], d, *(window_arrays(windows[i]) if windows else (None, None)))
+        for i, (d, k) in enumerate(zip(descriptors, fold_of))
+    ]
+    logits = np.concatenate([logit for _, logit in parts])
     calibration = fit_calibration(logits[targets >= 0], ABNORMAL[targets[targets >= 0]])
-    probabilities = [models[k].boost.predict_proba(d, ABNORMAL, calibration) for d, k in zip(descriptors, fold_of)]
+    probabilities = [kind.probabilities(models[k], *part, calibration) for part, k in zip(parts, fold_of)]
     classes, p_abn, predicted = point_scores(fields, probabilities)
     abnormal = classes > 0
 
@@ -168,6 +197,7 @@ def main() -> None:
     print(f"\nprevious default for color input on Herlev: {HERLEV_PREVIOUS}")
 
     result = {
+        "arch": config.arch,
         "calibration": {"slope": calibration[0], "intercept": calibration[1]},
         "threshold": threshold,
         "target_recall": config.target_recall,

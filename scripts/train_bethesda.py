@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from napari_cervix.grading.train import describe_fields, fit_grader, recipe, training_set
+from napari_cervix.grading.train import describe_fields, field_windows, fit_grader, recipe, training_set
 
 
 def main() -> None:
@@ -28,11 +28,14 @@ def main() -> None:
     parser.add_argument("--cv", default="runs/bethesda/cv.json", help="the cross-validation's result")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    config = recipe()
     cv = json.loads(Path(args.cv).read_text())
+    config = recipe(cv.get("arch", "bethesda_boost"))  # the kind the cross-validation measured
     samples = read_cric(Path(args.data) / "cric_fields", pseudo_masks=False)
     fields, descriptors = describe_fields(samples, args.cache, config.size)  # the CV's cache
-    x, y = training_set(list(zip(fields, descriptors)), config.seed)
+    windows = None
+    if config.network_size:
+        windows = field_windows(samples, fields, args.cache, config.size, config.network_size)
+    x, y, w = training_set(list(zip(fields, descriptors)), config.seed, windows=windows)
     metadata = {
         "calibration": cv["calibration"],
         "training": {
@@ -47,7 +50,7 @@ def main() -> None:
         },
         "operating_point": {"target_recall": cv["target_recall"], "chosen_on": "out-of-fold predictions"},
     }
-    model = fit_grader(config, x, y, metadata=metadata)
+    model = fit_grader(config, x, y, metadata=metadata, windows=w)
     model.threshold = float(cv["threshold"])
     sha = model.save(args.out)
     print(f"{args.out}: {len(y)} training detections, threshold {model.threshold:.4f}, sha256 {sha}")

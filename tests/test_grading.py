@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from napari_cervix.classes import BETHESDA_GRADES, NOT_SQUAMOUS
 from napari_cervix.field import TRIAGE_DECISIONS, triage
@@ -164,3 +165,68 @@ def test_cli_analyze_writes_labels_table_overlay_and_summary_for_a_field(tmp_pat
     summary = json.loads((out / "summary.json").read_text())
     assert summary["cells"] == len(table) and summary["triage"]["decision"] in TRIAGE_DECISIONS
     assert iio.imread(out / "overlay.png").shape == rgb_field.shape
+
+
+# ------------------------------------------------------------------- the fusion grader (trees + CNN)
+def _window_cells(count: int = 140, size: int = 32):
+    """Nucleus-centred RGB windows of the 7 output classes (nucleus grows and darkens with the class) and
+    their one-hot (cytoplasm, nucleus) masks."""
+    from skimage.draw import disk
+
+    rng = np.random.default_rng(0)
+    targets = np.arange(count) % len(OUTPUT_CLASSES)
+    crops = np.empty((count, 3, size, size), np.float32)
+    masks = np.zeros((count, 2, size, size), np.float32)
+    for i, k in enumerate(targets):
+        image = np.full((size, size, 3), 0.9, np.float32)
+        cell = np.zeros((size, size), bool)
+        cell[disk((size / 2, size / 2), size * 0.45, shape=cell.shape)] = True
+        nucleus = np.zeros_like(cell)
+        nucleus[disk((size / 2, size / 2), 2 + k, shape=cell.shape)] = True
+        image[cell] = (0.85, 0.6, 0.7)
+        image[nucleus] = (0.45 - 0.04 * k, 0.3, 0.55)
+        crops[i] = np.clip(image + rng.normal(0, 0.02, image.shape), 0, 1).transpose(2, 0, 1)
+        masks[i, 0], masks[i, 1] = cell & ~nucleus, nucleus
+    return crops, masks, targets
+
+
+def test_fusion_grader_trains_saves_loads_and_grades_cached_parts_like_crops(tmp_path):
+    """bethesda_fusion: trees + mask-fusion CNN; the CV's path (cached descriptors + resized windows,
+    grade_parts → probabilities) gives what predict_proba gives on the full-size crops."""
+    import torch.nn.functional as F
+
+    from napari_cervix.cells.classifier import load_grader
+    from napari_cervix.cells.descriptors import crop_descriptors, onehot_to_semantic
+    from napari_cervix.grading.train import fit_grader, recipe
+
+    crops, masks, targets = _window_cells()
+    config = recipe(
+        "bethesda_fusion",
+        size=32,
+        network_size=16,
+        widths=(4, 8, 16),
+        epochs=2,
+        batch_size=32,
+        device="cpu",
+        boost_iterations=20,
+        checkpoint_minutes=0.0,
+    )
+    small = [F.interpolate(torch.from_numpy(a), size=(16, 16), mode="area").numpy() for a in (crops, masks)]
+    descriptors = crop_descriptors(crops, onehot_to_semantic(masks))
+    grader = fit_grader(config, descriptors, targets, windows=small, log=lambda m: None)
+    assert grader.network is not None and grader.boost is not None and grader.network_size == 16
+    grader.metadata["calibration"] = {"slope": 0.8, "intercept": -0.5}
+    path = tmp_path / "fusion.safetensors"
+    grader.save(path)
+    loaded = load_grader(str(path))
+    assert loaded.arch == "bethesda_fusion" and loaded.classes == list(OUTPUT_CLASSES)
+    proba = loaded.predict_proba(crops, masks)
+    np.testing.assert_allclose(proba.sum(1), 1, atol=1e-5)
+    parts = loaded.kind.grade_parts(loaded, descriptors, *small)
+    np.testing.assert_allclose(loaded.kind.probabilities(loaded, *parts), proba, atol=1e-5)
+    # the abnormal logit mixes the trees' and the CNN's with the card's weight
+    weight = loaded.model_config["cnn_weight"]
+    trees_logit = loaded.boost.abnormal_logit(descriptors)
+    assert 0 < weight < 1 and not np.allclose(parts[1], trees_logit)
+    with pytest.raises(ValueError, match="windows"):
+        fit_grader(config, descriptors, targets)

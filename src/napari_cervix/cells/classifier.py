@@ -98,7 +98,10 @@ class CellClassifier:
                 m = (
                     None
                     if masks is None
-                    else torch.from_numpy(np.ascontiguousarray(masks[start : start + batch_size], np.float32))
+                    else network_view(
+                        torch.from_numpy(np.ascontiguousarray(masks[start : start + batch_size], np.float32)),
+                        self.network_size,
+                    )
                 )
                 total = None
                 for k in views:

@@ -48,6 +48,7 @@ class TrainConfig:
     device: str = "auto"
     tta: int = 8  # test-time dihedral transforms averaged at inference
     checkpoint_minutes: float = 3.0
+    bf16: bool = False  # bfloat16 autocast where the device has it natively (the older recipes were float32)
     target_recall: float = 0.97  # binary threshold is chosen to reach this recall on validation folds
     fusion_hidden: int = 128
     fusion_alpha: float = 1e-2
@@ -152,7 +153,7 @@ def train_network(
     import torch
     import torch.nn.functional as F
 
-    from ..trainer import Trainer, one_cycle, pick_device, seed_everything
+    from ..trainer import Trainer, bf16_helps, one_cycle, pick_device, seed_everything
     from .augment import augment_batch
     from .classifier import build_network
     from .models import ld_loss
@@ -183,7 +184,7 @@ def train_network(
         device=device,
         checkpoint=checkpoint,
         checkpoint_minutes=config.checkpoint_minutes,
-        bf16=False,  # the recipes and their cross-validated figures are float32
+        bf16=config.bf16 and bf16_helps(device),
         generators={"augment": generator, "order": order_rng, "epoch_order": order},
         meta={"config": asdict(config)},
         log=log,

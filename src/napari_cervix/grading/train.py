@@ -18,10 +18,10 @@ from .cric_cells import FieldCells
 ARCH = "bethesda_boost"
 
 
-def recipe(**overrides):
+def recipe(arch: str = ARCH, **overrides):
     from ..cells.training import shipped_recipe
 
-    return shipped_recipe(ARCH, channels=3, **overrides)
+    return shipped_recipe(arch, channels=3, **overrides)
 
 
 def field_descriptors(image, cell_labels: np.ndarray, nucleus_labels: np.ndarray, field: FieldCells, window: int):
@@ -74,18 +74,31 @@ def describe_fields(samples, cache, window: int, log=print) -> tuple[list, list]
     return fields, descriptors
 
 
-def fit_grader(config, descriptors: np.ndarray, targets: np.ndarray, metadata: dict | None = None):
+def fit_grader(
+    config, descriptors: np.ndarray, targets: np.ndarray, metadata: dict | None = None, windows=None, log=print
+):
     """A Bethesda classifier (:class:`~napari_cervix.cells.classifier.CellClassifier`) whose trees are fitted
-    on ``descriptors`` with output-class indices ``targets``."""
+    on ``descriptors`` with output-class indices ``targets``; for a kind with a CNN, the CNN is trained on
+    ``windows`` = (crops, masks) of the same cells (:func:`field_windows`)."""
     from ..cells.classifier import CellClassifier
+    from ..cells.training import train_network
     from ..kinds import cell_kind
     from .trees import fit_grading_trees
 
-    names, _, abnormal = cell_kind(config.arch).output_space()
+    kind = cell_kind(config.arch)
+    names, _, abnormal = kind.output_space()
     is_abnormal = np.array([c in abnormal for c in names])
+    network = None
+    if kind.has_network:
+        if windows is None:
+            raise ValueError(f"{config.arch} trains a CNN: give the cells' windows (crops, masks)")
+        crops, masks = windows
+        network = train_network(
+            config, np.asarray(crops, np.float32), targets, masks=masks, n_classes=len(names), log=log
+        )
     return CellClassifier(
         config.arch,
-        None,
+        network,
         names,
         abnormal,
         size=config.size,
@@ -95,6 +108,46 @@ def fit_grader(config, descriptors: np.ndarray, targets: np.ndarray, metadata: d
         boost=fit_grading_trees(config, descriptors, targets, is_abnormal),
         metadata=metadata,
     )
+
+
+def field_windows(samples, fields: list[FieldCells], cache, window: int, side: int, log=print) -> list:
+    """Per field: (crops N × 3 × side × side float16, masks N × 2 × side × side uint8 in 0–255) of its
+    detections' windows (:func:`~.crops.nucleus_crops`, :func:`~.crops.window_masks`) area-resized to the
+    CNN's side as :func:`~napari_cervix.cells.classifier.network_view` resizes them at inference; cached
+    per field in ``cache/windows{window}_{side}`` (the semantic labels come from :func:`describe_fields`)."""
+    from pathlib import Path
+
+    import torch
+    import torch.nn.functional as F
+
+    from ..cellset import CellSet
+    from ..io._atomic import atomic_path
+    from ..semantic.postprocess import cells_from_semantic
+    from .crops import nucleus_crops, window_masks
+
+    folder = Path(cache) / f"windows{window}_{side}"
+    out = []
+    for n, (sample, field) in enumerate(zip(samples, fields)):
+        path = folder / f"{sample.name}.npz"
+        if not path.exists():
+            cells, nuclei = cells_from_semantic(np.load(Path(cache) / "semantic" / f"{sample.name}.npz")["labels"])
+            crops = nucleus_crops(sample.image, field.centres, window)
+            masks = window_masks(CellSet.from_labels(cells, nuclei > 0), field.labels, nuclei, field.centres, window)
+            both = F.interpolate(torch.from_numpy(np.concatenate([crops, masks], 1)), size=(side, side), mode="area")
+            both = both.numpy()
+            with atomic_path(path) as tmp:
+                np.savez(tmp, crops=both[:, :3].astype(np.float16), masks=np.round(both[:, 3:] * 255).astype(np.uint8))
+        stored = np.load(path)
+        out.append((stored["crops"], stored["masks"]))
+        if n % 40 == 0:
+            log(f"windows of {n + 1}/{len(samples)} fields")
+    return out
+
+
+def window_arrays(windows) -> tuple[np.ndarray, np.ndarray]:
+    """Cached (crops, masks) of :func:`field_windows` as float32 in [0, 1]."""
+    crops, masks = windows
+    return np.asarray(crops, np.float32), np.asarray(masks, np.float32) / 255.0
 
 
 def field_folds(fields: list[FieldCells], folds: int = 5, seed: int = 0) -> np.ndarray:
@@ -113,20 +166,32 @@ def field_folds(fields: list[FieldCells], folds: int = 5, seed: int = 0) -> np.n
 NOT_SQUAMOUS_PER_FIELD = 40
 
 
-def training_set(fields_and_descriptors, seed: int = 0, per_field: int = NOT_SQUAMOUS_PER_FIELD):
-    """(descriptors, targets) of the training detections of ``[(FieldCells, descriptors), …]``: every graded
-    detection and at most ``per_field`` not-squamous ones per field."""
+def training_indices(fields: list[FieldCells], seed: int = 0, per_field: int = NOT_SQUAMOUS_PER_FIELD) -> list:
+    """Per field, the indices of its training detections: every graded detection and at most ``per_field``
+    not-squamous ones (a random subset)."""
     from .cric_cells import NOT_SQUAMOUS, OUTPUT_CLASSES
 
     rng = np.random.default_rng(seed)
     other = OUTPUT_CLASSES.index(NOT_SQUAMOUS)
-    xs, ys = [], []
-    for field, descriptors in fields_and_descriptors:
+    chosen = []
+    for field in fields:
         graded = np.flatnonzero((field.targets >= 0) & (field.targets != other))
         rest = np.flatnonzero(field.targets == other)
         if len(rest) > per_field:
             rest = rng.choice(rest, per_field, replace=False)
-        keep = np.sort(np.concatenate([graded, rest]))
-        xs.append(descriptors[keep])
-        ys.append(field.targets[keep])
-    return np.concatenate(xs), np.concatenate(ys)
+        chosen.append(np.sort(np.concatenate([graded, rest])))
+    return chosen
+
+
+def training_set(fields_and_descriptors, seed: int = 0, per_field: int = NOT_SQUAMOUS_PER_FIELD, windows=None):
+    """(descriptors, targets, windows) of the training detections of ``[(FieldCells, descriptors), …]``
+    (:func:`training_indices`); ``windows``: the fields' :func:`field_windows`, or None (then None)."""
+    fields = [f for f, _ in fields_and_descriptors]
+    chosen = training_indices(fields, seed, per_field)
+    x = np.concatenate([d[keep] for (_, d), keep in zip(fields_and_descriptors, chosen)])
+    y = np.concatenate([f.targets[keep] for f, keep in zip(fields, chosen)])
+    if windows is None:
+        return x, y, None
+    crops = np.concatenate([np.asarray(w[0][keep], np.float32) for w, keep in zip(windows, chosen)])
+    masks = np.concatenate([w[1][keep] for w, keep in zip(windows, chosen)]).astype(np.float32) / 255.0
+    return x, y, (crops, masks)

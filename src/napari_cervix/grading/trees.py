@@ -24,15 +24,10 @@ class GradingTrees:
 
     def predict_proba(self, descriptors: np.ndarray, is_abnormal: np.ndarray, calibration=(1.0, 0.0)):
         """Class probabilities: the class trees' shares within the abnormal and within the other classes,
-        scaled to the binary trees' calibrated P(abnormal) = sigmoid(slope · logit + intercept)."""
-        shares = self.classes.predict_proba(descriptors)
-        slope, intercept = calibration
-        p_abnormal = 1.0 / (1.0 + np.exp(-(slope * self.abnormal_logit(descriptors) + intercept)))
-        out = np.empty_like(shares)
-        for group, mass in ((is_abnormal, p_abnormal), (~is_abnormal, 1.0 - p_abnormal)):
-            within = shares[:, group]
-            out[:, group] = within / np.maximum(within.sum(axis=1, keepdims=True), 1e-12) * mass[:, None]
-        return out.astype(np.float32)
+        scaled to the binary trees' calibrated P(abnormal) (see :func:`scaled_to_abnormal`)."""
+        return scaled_to_abnormal(
+            self.classes.predict_proba(descriptors), self.abnormal_logit(descriptors), is_abnormal, calibration
+        )
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {**self.classes.to_arrays("boost."), **self.abnormal.to_arrays("abnormal.")}
@@ -40,6 +35,18 @@ class GradingTrees:
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> GradingTrees:
         return cls(BoostedTrees.from_arrays(arrays, "boost."), BoostedTrees.from_arrays(arrays, "abnormal."))
+
+
+def scaled_to_abnormal(shares: np.ndarray, logit: np.ndarray, is_abnormal: np.ndarray, calibration=(1.0, 0.0)):
+    """Class probabilities whose abnormal classes sum to P(abnormal) = sigmoid(slope · logit + intercept):
+    ``shares`` (N × classes) split the mass within the abnormal and within the other classes."""
+    slope, intercept = calibration
+    p_abnormal = 1.0 / (1.0 + np.exp(-(slope * np.asarray(logit, np.float64) + intercept)))
+    out = np.empty(shares.shape, np.float64)
+    for group, mass in ((is_abnormal, p_abnormal), (~is_abnormal, 1.0 - p_abnormal)):
+        within = shares[:, group]
+        out[:, group] = within / np.maximum(within.sum(axis=1, keepdims=True), 1e-12) * mass[:, None]
+    return out.astype(np.float32)
 
 
 def fit_grading_trees(config, descriptors: np.ndarray, targets: np.ndarray, is_abnormal: np.ndarray) -> GradingTrees:

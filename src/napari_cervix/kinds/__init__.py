@@ -12,6 +12,7 @@ from __future__ import annotations
 from . import unet
 from .base import ClassifierKind, InstancesKind, ModelKind, SemanticKind
 from .bethesda import BethesdaBoost
+from .bethesda_fusion import BethesdaFusion
 from .descriptor_boost import DescriptorBoost
 from .feature_fusion import FeatureFusion
 from .imbmdcr import FULL as IMBMDCR_FULL
@@ -34,6 +35,7 @@ KINDS: dict[str, ModelKind] = {
         FeatureFusion(),
         DescriptorBoost(),
         BethesdaBoost(),
+        BethesdaFusion(),
     )
 }
 

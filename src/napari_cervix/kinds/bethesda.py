@@ -74,12 +74,24 @@ class BethesdaBoost(ClassifierKind):
 
         if masks is None:
             raise ValueError("the Bethesda classifier needs each crop's nucleus/cell mask (N × 2 × S × S)")
-        _, _, abnormal = self.output_space()
-        is_abnormal = np.array([c in abnormal for c in classifier.classes])
         descriptors = crop_descriptors(crops, onehot_to_semantic(masks))
-        calibration = classifier.metadata.get("calibration", {})
-        slope_intercept = (float(calibration.get("slope", 1.0)), float(calibration.get("intercept", 0.0)))
-        return classifier.boost.predict_proba(descriptors, is_abnormal, slope_intercept)
+        return self.probabilities(classifier, *self.grade_parts(classifier, descriptors, crops, masks))
+
+    def grade_parts(self, classifier, descriptors, crops=None, masks=None) -> tuple[np.ndarray, np.ndarray]:
+        """(class shares N × classes, uncalibrated abnormal logit N) of cells given by their descriptors
+        (and, for kinds with a CNN, their crops and masks): what :meth:`probabilities` calibrates. The
+        cross-validation calls it on cached descriptors, so training and inference share one path."""
+        return classifier.boost.classes.predict_proba(descriptors), classifier.boost.abnormal_logit(descriptors)
+
+    def probabilities(self, classifier, shares, logit, calibration=None) -> np.ndarray:
+        """Class probabilities from :meth:`grade_parts`: the abnormal classes sum to the calibrated
+        P(abnormal); ``calibration`` (slope, intercept) defaults to the card's."""
+        from ..grading.trees import scaled_to_abnormal
+
+        if calibration is None:
+            stored = classifier.metadata.get("calibration", {})
+            calibration = (float(stored.get("slope", 1.0)), float(stored.get("intercept", 0.0)))
+        return scaled_to_abnormal(shares, logit, classifier.abnormal_mask, calibration)
 
     def fit(self, config, classifier, crops, targets, mask_fn=None, masks=None) -> dict:
         from ..cells.descriptors import crop_descriptors, onehot_to_semantic
