@@ -192,6 +192,5 @@ def training_set(fields_and_descriptors, seed: int = 0, per_field: int = NOT_SQU
     y = np.concatenate([f.targets[keep] for f, keep in zip(fields, chosen)])
     if windows is None:
         return x, y, None
-    crops = np.concatenate([np.asarray(w[0][keep], np.float32) for w, keep in zip(windows, chosen)])
-    masks = np.concatenate([w[1][keep] for w, keep in zip(windows, chosen)]).astype(np.float32) / 255.0
-    return x, y, (crops, masks)
+    picked = [window_arrays((w[0][keep], w[1][keep])) for w, keep in zip(windows, chosen)]
+    return x, y, (np.concatenate([c for c, _ in picked]), np.concatenate([m for _, m in picked]))
