@@ -46,10 +46,13 @@ def descriptor_names() -> list[str]:
 
 
 def _stats(values: np.ndarray) -> list[float]:
-    if values.size == 0:
-        return [0.0] * len(_STATS)
-    p10, p50, p90 = np.percentile(values, (10, 50, 90))
-    return [float(values.mean()), float(values.std()), float(p10), float(p50), float(p90)]
+    """The :data:`_STATS` of each row of ``values`` (channels × pixels), row after row: one percentile call
+    for all channels (per-channel calls were half of a field's grading time)."""
+    if values.shape[1] == 0:
+        return [0.0] * (len(_STATS) * len(values))
+    percentiles = np.percentile(values, (10, 50, 90), axis=1)
+    table = np.stack([values.mean(axis=1), values.std(axis=1), *percentiles], axis=1)
+    return [float(v) for v in table.ravel()]
 
 
 def _shape(region: np.ndarray, size: int) -> list[float]:
@@ -81,23 +84,12 @@ def crop_descriptor(crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
     size = rgb.shape[0]
     gray = to_gray(rgb)
     hsv, lab = rgb2hsv(rgb), rgb2lab(rgb)
-    channels = [
-        rgb[..., 0],
-        rgb[..., 1],
-        rgb[..., 2],
-        hsv[..., 0],
-        hsv[..., 1],
-        hsv[..., 2],
-        lab[..., 0],
-        lab[..., 1],
-        lab[..., 2],
-    ]
+    channels = np.concatenate([rgb, hsv, lab.astype(np.float32)], axis=2).transpose(2, 0, 1)  # _CHANNELS order
     nucleus, cytoplasm = mask == NUCLEUS, mask == CYTOPLASM
     regions = (nucleus, cytoplasm, mask == 0, np.ones_like(nucleus))
     out: list[float] = []
     for region in regions:
-        for channel in channels:
-            out += _stats(channel[region])
+        out += _stats(channels[:, region])
     cell = nucleus | cytoplasm
     out += [nucleus.mean(), cell.mean(), nucleus.sum() / max(cell.sum(), 1)]
     out += _shape(nucleus, size) + _shape(cell, size)
