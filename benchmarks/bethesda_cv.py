@@ -70,6 +70,12 @@ def point_scores(fields, probabilities):
     return np.array(classes), np.array(p_abn), np.array(predicted)
 
 
+def fold_model_path(cache: Path, config, fold: int) -> Path:
+    """Where fold ``fold``'s model of ``config`` is kept (keyed by the recipe, so a killed run resumes)."""
+    recipe_key = hashlib.sha256(json.dumps(asdict(config), sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return cache / "folds" / f"{config.arch}-{recipe_key}-fold{fold}.safetensors"
+
+
 def main() -> None:
     from sklearn.metrics import roc_auc_score
 
@@ -91,12 +97,10 @@ def main() -> None:
     print(f"{len(fields)} CRIC fields, {sum(len(f.points) for f in fields)} annotated cells, {args.folds} folds")
     print(f"grader: {config.arch} ({kind.description})")
 
-    # Fold models are kept (keyed by the recipe), so a killed run resumes at the next fold.
-    recipe_key = hashlib.sha256(json.dumps(asdict(config), sort_keys=True, default=str).encode()).hexdigest()[:10]
     models = []
     for fold in range(args.folds):
         started = time.monotonic()
-        path = cache / "folds" / f"{config.arch}-{recipe_key}-fold{fold}.safetensors"
+        path = fold_model_path(cache, config, fold)
         if path.exists():
             models.append(load_grader(str(path)))
             print(f"fold {fold + 1}/{args.folds}: {path} (kept from an earlier run)", flush=True)

@@ -38,11 +38,13 @@ class BethesdaFusion(BethesdaBoost):
     def model_config(self, config) -> dict:
         return {**super().model_config(config), "network_size": config.network_size, "cnn_weight": config.cnn_weight}
 
-    def grade_parts(self, classifier, descriptors, crops=None, masks=None):
-        import torch
+    def cnn_shares(self, classifier, crops, masks) -> np.ndarray:
+        """The CNN's class probabilities (N × classes) of the windows and their masks."""
+        return classifier._run(lambda x, m: classifier.network(x, m).softmax(1), crops, masks)
 
+    def grade_parts(self, classifier, descriptors, crops=None, masks=None):
         tree_shares, tree_logit = super().grade_parts(classifier, descriptors)
-        cnn = classifier._run(lambda x, m: torch.softmax(classifier.network(x, m), 1), crops, masks)
+        cnn = self.cnn_shares(classifier, crops, masks)
         p_cnn = np.clip(cnn[:, classifier.abnormal_mask].sum(axis=1), 1e-6, 1 - 1e-6)
         weight = float(classifier.model_config.get("cnn_weight", 0.5))
         logit = (1 - weight) * tree_logit + weight * np.log(p_cnn / (1 - p_cnn))
