@@ -1,7 +1,7 @@
 """Bethesda grading on real Pap-smear fields (CRIC Cervix), end to end, by field-grouped 5-fold cross-validation.
 
     nice -n 10 .venv/bin/python benchmarks/bethesda_cv.py [--data ../shared/data] [--cache runs/bethesda]
-        [--out runs/bethesda/cv.json] [--arch bethesda_fusion]
+        [--out runs/bethesda/cv.json] [--arch bethesda_fusion] [--fold-seed 1]
 
 One run: the fields are split into 5 folds (stratified by each field's most severe class, grouped by field);
 for each fold the Bethesda classifier (the shipped recipe) is fitted on the other folds' detections and
@@ -70,10 +70,12 @@ def point_scores(fields, probabilities):
     return np.array(classes), np.array(p_abn), np.array(predicted)
 
 
-def fold_model_path(cache: Path, config, fold: int) -> Path:
-    """Where fold ``fold``'s model of ``config`` is kept (keyed by the recipe, so a killed run resumes)."""
+def fold_model_path(cache: Path, config, fold: int, fold_seed: int = 0) -> Path:
+    """Where fold ``fold``'s model of ``config`` is kept (keyed by the recipe and the folds' seed, so a killed
+    run resumes; seed 0, the shipped folds, keeps the key it always had)."""
     recipe_key = hashlib.sha256(json.dumps(asdict(config), sort_keys=True, default=str).encode()).hexdigest()[:10]
-    return cache / "folds" / f"{config.arch}-{recipe_key}-fold{fold}.safetensors"
+    seed = f"-seed{fold_seed}" if fold_seed else ""
+    return cache / "folds" / f"{config.arch}-{recipe_key}{seed}-fold{fold}.safetensors"
 
 
 def main() -> None:
@@ -85,6 +87,13 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--out", default="runs/bethesda/cv.json")
     parser.add_argument("--arch", default=ARCH, help="the grading kind to cross-validate (default: the shipped one)")
+    parser.add_argument(
+        "--fold-seed",
+        type=int,
+        default=0,
+        help="seed of the field folds (0: the folds the shipped operating point comes from; others check a "
+        "choice made on those folds on fresh ones)",
+    )
     args = parser.parse_args()
     cache = Path(args.cache)
     config = recipe(args.arch)
@@ -93,14 +102,17 @@ def main() -> None:
     samples = read_cric(Path(args.data) / "cric_fields", pseudo_masks=False)
     fields, descriptors = describe_fields(samples, cache, config.size)
     windows = field_windows(samples, fields, cache, config.size, config.network_size) if kind.has_network else None
-    fold_of = field_folds(fields, args.folds)
-    print(f"{len(fields)} CRIC fields, {sum(len(f.points) for f in fields)} annotated cells, {args.folds} folds")
+    fold_of = field_folds(fields, args.folds, args.fold_seed)
+    print(
+        f"{len(fields)} CRIC fields, {sum(len(f.points) for f in fields)} annotated cells, "
+        f"{args.folds} folds (seed {args.fold_seed})"
+    )
     print(f"grader: {config.arch} ({kind.description})")
 
     models = []
     for fold in range(args.folds):
         started = time.monotonic()
-        path = fold_model_path(cache, config, fold)
+        path = fold_model_path(cache, config, fold, args.fold_seed)
         if path.exists():
             models.append(load_grader(str(path)))
             print(f"fold {fold + 1}/{args.folds}: {path} (kept from an earlier run)", flush=True)
@@ -202,6 +214,7 @@ def main() -> None:
 
     result = {
         "arch": config.arch,
+        "fold_seed": args.fold_seed,
         "calibration": {"slope": calibration[0], "intercept": calibration[1]},
         "threshold": threshold,
         "target_recall": config.target_recall,

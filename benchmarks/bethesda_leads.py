@@ -1,13 +1,14 @@
 """What the trees and the CNN of ``bethesda_fusion`` each contribute, on the out-of-fold predictions of its CV.
 
-    .venv/bin/python benchmarks/bethesda_leads.py [--data ../shared/data] [--cache runs/bethesda]
+    .venv/bin/python benchmarks/bethesda_leads.py [--data ../shared/data] [--cache runs/bethesda] [--fold-seed 1]
 
 Needs the fold models of ``benchmarks/bethesda_cv.py --arch bethesda_fusion`` (kept in ``cache/folds``) and
-its cached detections. Per score (the trees' abnormal logit, the CNN's P(abnormal), their mixes): cell-level
-AUC and specificity at recall 0.95 (threshold on all out-of-fold predictions), field-level AUC for "any
-abnormal" and "any high grade" (the field's most suspicious detection), false alarms per NILM-only field,
-and the recall per class at specificity 0.85. Leads for the next recipe: chosen on these folds, a winner
-needs fresh folds before it ships.
+its cached detections (``--fold-seed``: the models of the CV run with that seed). Per score (the trees'
+abnormal logit, the CNN's P(abnormal), their mixes): cell-level AUC and specificity at recall 0.95
+(threshold on all out-of-fold predictions), field-level AUC for "any abnormal" and "any high grade" (the
+field's most suspicious detection), false alarms per NILM-only field, and the recall per class at
+specificity 0.85. Leads for the next recipe: a winner chosen on one seed's folds is checked on another's
+before it ships.
 """
 
 from __future__ import annotations
@@ -49,14 +50,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     parser.add_argument("--cache", default="runs/bethesda")
+    parser.add_argument("--fold-seed", type=int, default=0, help="the folds of `bethesda_cv.py --fold-seed`")
     args = parser.parse_args()
     cache, config = Path(args.cache), recipe("bethesda_fusion")
     kind = cell_kind(config.arch)
     samples = read_cric(Path(args.data) / "cric_fields", pseudo_masks=False)
     fields, descriptors = describe_fields(samples, cache, config.size)
     windows = field_windows(samples, fields, cache, config.size, config.network_size)
-    fold_of = field_folds(fields, 5)
-    models = [load_grader(str(fold_model_path(cache, config, fold))) for fold in range(5)]
+    fold_of = field_folds(fields, 5, args.fold_seed)
+    models = [load_grader(str(fold_model_path(cache, config, fold, args.fold_seed))) for fold in range(5)]
 
     trees, cnn = [], []
     for d, w, fold in zip(descriptors, windows, fold_of):

@@ -171,3 +171,28 @@ def test_fields_are_split_whole_and_every_stratum_is_validated():
         assert sum(n.startswith(stratum) for n in val_names) >= round(0.2 * count)
     # Gray frames keep the plain name-hash split they had before RGB fields joined.
     assert {s.name for s in split_samples(frames, 0.2, 0)[1]} == {n for n in val_names if n.startswith("EDF")}
+
+
+def test_focus_crops_are_cut_around_annotated_abnormal_cells(tmp_path):
+    from napari_cervix.semantic.data import CropDataset, build_training_set, focus_points, pack_training_set
+
+    samples = {s.name: s for s in read_cric(write_cric(tmp_path / "cric"), pseudo_masks=False)}
+    hsil = focus_points(samples["fieldA"])  # the NILM point is not a focus, the HSIL one is (rank 4)
+    np.testing.assert_allclose(hsil, [[89.7, 140.4, 4]], atol=1e-4)
+    assert focus_points(samples["fieldC"]).shape == (0, 3)
+    # The focus travels with a packed training set.
+    pack_training_set([f"cric:{tmp_path / 'cric'}"], tmp_path / "pack.npz")
+    packed = {e["name"]: e["focus"] for e in build_training_set([f"pack:{tmp_path / 'pack.npz'}"], 0.2, 0)["entries"]}
+    np.testing.assert_allclose(packed["fieldB"], focus_points(samples["fieldB"]))
+
+    # One small marked nucleus in a large image: focus crops hold it, area-weighted crops seldom do.
+    image = np.random.default_rng(0).random((600, 800, 3)).astype(np.float32)
+    target = np.zeros((600, 800), np.uint8)
+    target[300:310, 400:410] = NUCLEUS
+    pairs = [(image, target), (image, np.zeros_like(target))]
+    focus = [np.array([[305, 405, 5]], np.float32), None]
+    held = {}
+    for share in (0.0, 1.0):
+        dataset = CropDataset(pairs, crop=128, length=40, focus=focus, focus_share=share, seed=2)
+        held[share] = np.mean([(dataset[i][1] == NUCLEUS).any() for i in range(40)])
+    assert held[1.0] >= 0.8 and held[0.0] <= 0.2, held

@@ -112,6 +112,12 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", help="warm-start from a .safetensors file (e.g. the shipped weights)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--max-minutes", type=float, help="also stop (LR annealed) after this much wall time")
+    p.add_argument(
+        "--focus-share",
+        type=float,
+        default=0.0,
+        help="share of crops cut around annotated abnormal cells (CRIC points), each class equally often",
+    )
     p.add_argument("--pack", metavar="FILE.npz", help="only write the prepared training set to FILE and stop")
 
 
@@ -141,6 +147,7 @@ def _run_train(args) -> int:
         init=args.init,
         resume=args.resume,
         max_minutes=args.max_minutes,
+        focus_share=args.focus_share,
     )
     best = train_semantic(config, log=lambda *a: print(*a, flush=True, file=sys.stdout))
     print(f"best weights: {best}")

@@ -171,17 +171,34 @@ def augmentation(crop: int, channels: int = 1):
     return geometry, color
 
 
+def focus_points(sample: CellSample) -> np.ndarray:
+    """K × 3 (row, col, class rank) of a sample's annotated abnormal cells: CRIC's non-NILM points, ranked
+    as in :data:`~napari_cervix.io.cric.CRIC_CLASSES`; none for other data sets."""
+    from ..io.cric import CRIC_CLASSES, short_bethesda
+
+    points = np.asarray(sample.meta.get("points", np.zeros((0, 2))), np.float32).reshape(-1, 2)
+    ranks = np.array([CRIC_CLASSES.index(short_bethesda(c)) for c in sample.meta.get("bethesda", [])], np.float32)
+    keep = ranks > 0 if len(ranks) == len(points) else np.zeros(len(points), bool)
+    return np.concatenate([points[keep], ranks[keep, None]], axis=1) if keep.any() else np.zeros((0, 3), np.float32)
+
+
 class CropDataset:
     """Random augmented crops; an epoch is ``length`` crops drawn with replacement, weighted per image.
 
     ``pairs``: (normalized H×W×C image, target) — see :func:`normalize_image`. Yields (C×crop×crop
-    float32, crop×crop int64).
+    float32, crop×crop int64). ``focus``: per pair, its :func:`focus_points`; a share ``focus_share`` of
+    the crops is then cut around one of them (its class drawn first, each class equally, so the 40 SCC
+    cells are seen as often as the 230 ASC-US ones): abnormal nuclei are rare in the fields, and the
+    ones the models miss are large, pale or keratinized — seen too seldom by area-weighted crops.
     """
 
-    def __init__(self, pairs, crop: int, length: int, weights=None, seed: int = 0):
+    def __init__(self, pairs, crop: int, length: int, weights=None, seed: int = 0, focus=None, focus_share=0.0):
         self.pairs, self.crop, self.length = pairs, crop, length
         self.weights = None if weights is None else np.asarray(weights, float) / np.sum(weights)
         self.seed = seed
+        focus = [np.zeros((0, 3), np.float32) if f is None else f for f in (focus or [None] * len(pairs))]
+        self.focus = np.concatenate([np.c_[np.full(len(f), k), f] for k, f in enumerate(focus)] or [np.zeros((0, 4))])
+        self.focus_share = float(focus_share) if len(self.focus) else 0.0
         channels = pairs[0][0].shape[-1] if pairs else 1
         self.geometry, self.color = augmentation(crop, channels)
         # Gray frames replicated into an RGB set stay gray: no stain or hue jitter for them.
@@ -192,8 +209,11 @@ class CropDataset:
 
     def __getitem__(self, index):
         rng = np.random.default_rng((self.seed, index))
-        which = rng.choice(len(self.pairs), p=self.weights)
-        image, target = self.pairs[which]
+        if self.focus_share and rng.random() < self.focus_share:
+            which, image, target = self._around_focus(rng)
+        else:
+            which = rng.choice(len(self.pairs), p=self.weights)
+            image, target = self.pairs[which]
         # Seed the augmentation per crop: reproducible, and forked loader workers don't repeat each other.
         self.geometry.set_random_seed(int(rng.integers(2**31)))
         out = self.geometry(image=image, mask=target)
@@ -204,6 +224,18 @@ class CropDataset:
         if image.ndim == 2:  # albumentations drops a trailing channel axis of 1 in some transforms
             image = image[..., None]
         return np.ascontiguousarray(image.transpose(2, 0, 1), np.float32), out["mask"].astype(np.int64)
+
+    def _around_focus(self, rng):
+        """(pair index, image window, target window) around a focus point drawn class first: a window
+        1.25 crops wide, so the random crop after scaling still holds the cell in most draws."""
+        classes = np.unique(self.focus[:, 3])
+        candidates = np.flatnonzero(self.focus[:, 3] == rng.choice(classes))
+        which, row, col, _ = self.focus[rng.choice(candidates)]
+        image, target = self.pairs[int(which)]
+        half = int(self.crop * 1.25) // 2
+        r0, c0 = max(0, int(row) - half), max(0, int(col) - half)
+        window = (slice(r0, int(row) + half), slice(c0, int(col) + half))
+        return int(which), image[window], target[window]
 
 
 def sampling_weights(entries, partial_weight: float = 1.0) -> np.ndarray:
@@ -266,6 +298,7 @@ def build_training_set(specs: list[str], val_fraction: float, seed: int) -> dict
             "dataset": s.meta.get("dataset", ""),
             "image": s.image,
             "target": training_target(s, complete[s.name]),
+            "focus": focus_points(s),
         }
         for split, group in (("train", train), ("val", val))
         for s in group
@@ -281,6 +314,7 @@ def pack_training_set(specs: list[str], path, val_fraction: float = 0.2, seed: i
     for i, entry in enumerate(data["entries"]):
         arrays[f"image_{i}"] = entry["image"]
         arrays[f"target_{i}"] = entry["target"]
+        arrays[f"focus_{i}"] = entry["focus"]
     index = [{k: e[k] for k in ("name", "complete", "split", "dataset")} for e in data["entries"]]
     arrays["index"] = np.frombuffer(json.dumps({"specs": data["specs"], "entries": index}).encode(), np.uint8)
     np.savez_compressed(path, **arrays)
@@ -291,5 +325,13 @@ def unpack_training_set(path) -> dict:
 
     with np.load(path) as npz:
         index = json.loads(npz["index"].tobytes().decode())
-        entries = [dict(e, image=npz[f"image_{i}"], target=npz[f"target_{i}"]) for i, e in enumerate(index["entries"])]
+        entries = [
+            dict(
+                e,
+                image=npz[f"image_{i}"],
+                target=npz[f"target_{i}"],
+                focus=npz[f"focus_{i}"] if f"focus_{i}" in npz.files else np.zeros((0, 3), np.float32),
+            )
+            for i, e in enumerate(index["entries"])
+        ]
     return {"specs": index["specs"], "in_channels": input_channels(e["image"] for e in entries), "entries": entries}

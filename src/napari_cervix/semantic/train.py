@@ -41,6 +41,7 @@ class SemanticTrainConfig:
     resume: bool = False
     max_minutes: float | None = None  # stop (and anneal the LR) by wall time as well as by steps
     partial_weight: float = 1.0  # sampling weight of partially annotated (real) frames vs complete ones
+    focus_share: float = 0.0  # share of crops cut around annotated abnormal cells (see CropDataset)
 
 
 def evaluate_pairs(model, pairs, device) -> dict:
@@ -157,7 +158,13 @@ def train_semantic(config: SemanticTrainConfig, log=print) -> Path:
 
     # Crop i of the run is the same whether or not the run was interrupted: a resumed run reads on from its step.
     dataset = CropDataset(
-        train_pairs, config.crop, length=config.steps * config.batch_size, weights=weights, seed=config.seed
+        train_pairs,
+        config.crop,
+        length=config.steps * config.batch_size,
+        weights=weights,
+        seed=config.seed,
+        focus=[e.get("focus") for e in train_e],
+        focus_share=config.focus_share,
     )
     loader = torch.utils.data.DataLoader(
         torch.utils.data.Subset(dataset, range(trainer.step * config.batch_size, len(dataset))),
