@@ -230,3 +230,18 @@ def test_fusion_grader_trains_saves_loads_and_grades_cached_parts_like_crops(tmp
     assert 0 < weight < 1 and not np.allclose(parts[1], trees_logit)
     with pytest.raises(ValueError, match="windows"):
         fit_grader(config, descriptors, targets)
+
+
+def test_a_cache_of_another_semantic_models_detections_is_refused(tmp_path):
+    import json
+
+    from napari_cervix.grading.train import check_detector
+    from napari_cervix.registry import default_model
+
+    check_detector(tmp_path)  # the first use stamps the cache with today's default
+    stamp = json.loads((tmp_path / "detector.json").read_text())
+    assert stamp == {"model": default_model("semantic", "rgb").name, "sha256": default_model("semantic", "rgb").sha256}
+    check_detector(tmp_path)  # same model: accepted
+    (tmp_path / "detector.json").write_text(json.dumps({"model": "unet-old", "sha256": "0" * 64}))
+    with pytest.raises(ValueError, match="unet-old.*delete this one"):
+        check_detector(tmp_path)

@@ -36,10 +36,35 @@ def field_descriptors(image, cell_labels: np.ndarray, nucleus_labels: np.ndarray
     return crop_descriptors(crops, onehot_to_semantic(masks))
 
 
+def check_detector(cache) -> None:
+    """Refuse a cache of detections made by another semantic model than today's default for color: its
+    descriptors, windows and fold models would grade yesterday's detections. The first use stamps the
+    cache (``cache/detector.json``: the model's name and sha256)."""
+    import json
+    from pathlib import Path
+
+    from ..registry import default_model
+
+    entry = default_model("semantic", "rgb")
+    stamp, current = Path(cache) / "detector.json", {"model": entry.name, "sha256": entry.sha256}
+    if stamp.exists():
+        made_by = json.loads(stamp.read_text())
+        if made_by != current:
+            raise ValueError(
+                f"{cache} holds detections of {made_by['model']} (sha256 {made_by['sha256'][:12]}…), but the default "
+                f"semantic model for color is now {entry.name} (sha256 {entry.sha256[:12]}…): give another cache "
+                "folder (--cache) or delete this one"
+            )
+    else:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(json.dumps(current, indent=1))
+
+
 def describe_fields(samples, cache, window: int, log=print) -> tuple[list, list]:
     """Per CRIC sample: its detections matched to the points (:class:`FieldCells`) and their descriptors,
     cached per field in ``cache/descriptors`` (the default semantic model's labels too, in
-    ``cache/semantic``), so the cross-validation and the shipped model describe the cells once."""
+    ``cache/semantic``; :func:`check_detector` guards the cache), so the cross-validation and the shipped
+    model describe the cells once."""
     from pathlib import Path
 
     from ..io._atomic import atomic_path
@@ -48,6 +73,7 @@ def describe_fields(samples, cache, window: int, log=print) -> tuple[list, list]
     from .cric_cells import field_cells
 
     cache = Path(cache)
+    check_detector(cache)
 
     model, fields, descriptors = None, [], []
     for n, sample in enumerate(samples):
