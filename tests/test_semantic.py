@@ -154,6 +154,10 @@ def test_cells_from_semantic_keeps_large_cells_without_nucleus_and_drops_specks(
     labels[5:25, 5:25] = 1  # 400 px of cytoplasm, its nucleus out of focus: a cell
     labels[40:45, 40:45] = 1  # a 25 px speck: no cell
     labels[0, 59] = 1
+    labels[59, 2:58] = 1  # a 112 px rim, two pixels thin, along the image edge: no cell
+    labels[58, 2:58] = 1
+    labels[30:33, 30:58] = 1  # three pixels thick and 84 px: kept
     cells, nuclei = cells_from_semantic(labels)
-    assert nuclei.max() == 0 and set(np.unique(cells)) == {0, 1}
+    assert nuclei.max() == 0 and set(np.unique(cells)) == {0, 1, 2}
     assert (cells == 1).sum() == 400 and cells[42, 42] == 0 and cells[0, 59] == 0
+    assert not cells[58:].any() and (cells[30:33, 30:58] == 2).all()

@@ -21,8 +21,9 @@ def cells_from_semantic(
     """(cell_labels, nucleus_labels), both H×W int32 with matching ids (nucleus k lies in cell k).
 
     Foreground regions with no nucleus become cells of their own (ids after the seeded ones) when they
-    have at least ``min_orphan_area`` pixels: a smaller speck of "cytoplasm" (a stain fleck, a few pixels
-    at a field's edge) is no cell, and would only add rows without a nucleus to the table.
+    have at least ``min_orphan_area`` pixels and are more than two pixels thick: a smaller speck of
+    "cytoplasm" (a stain fleck, a few pixels at a field's edge) or a thin rim is no cell, and would only
+    add rows without a nucleus to the table.
     """
     labels = np.asarray(labels)
     nuclei = connected_components(labels == NUCLEUS, connectivity=1)
@@ -36,8 +37,13 @@ def cells_from_semantic(
     distance = ndimage.distance_transform_edt(foreground)
     cells = watershed(-distance, markers=nuclei, mask=foreground)
     orphans = connected_components(foreground & (cells == 0), connectivity=1)
-    if min_orphan_area > 1 and orphans.max():
-        specks = np.bincount(orphans.ravel()) < min_orphan_area
+    if orphans.max():
+        specks = np.bincount(orphans.ravel()) < max(min_orphan_area, 1)
+        # A thread at most two pixels thin (the color model's rim along an image edge on flat glass) is
+        # no cell either, however long: none of its pixels lies two pixels from the background, the
+        # image's edge counted as background.
+        depth = ndimage.distance_transform_edt(np.pad(orphans > 0, 1))[1:-1, 1:-1]
+        specks[1:] |= ndimage.maximum(depth, orphans, np.arange(1, orphans.max() + 1)) < 2
         specks[0] = False
         orphans = connected_components((orphans > 0) & ~specks[orphans], connectivity=1)
     cells = np.where(orphans > 0, orphans + nuclei.max(), cells)
