@@ -52,9 +52,12 @@ def _check_test_tensors_are_our_inference(package):
         test_output = np.load(archive.open("test_output.npy"))
     image = test_input[0, 0].astype(np.uint8)  # the generated smear is uint8, stored as float32
     _, probabilities = segment_semantic(
-        image, MODEL, tile_size=SIZE, overlap=0, return_probabilities=True, precision="float32"
+        image, MODEL, tile_size=SIZE, overlap=0, return_probabilities=True, precision="float32", edge_margin=0
     )
     np.testing.assert_allclose(test_output[0], probabilities, atol=1e-6)
+    # The plugin's default adds the reflected edge margin, which a package consumer runs without.
+    _, with_margin = segment_semantic(image, MODEL, tile_size=SIZE, return_probabilities=True, precision="float32")
+    assert np.abs(with_margin - probabilities)[:, :2].max() > 1e-3
 
 
 def test_every_semantic_card_maps_to_spec_preprocessing():

@@ -104,8 +104,8 @@ def _ship_script():
     return module
 
 
-def _classifier_file(path, channels):
-    meta = {
+def _classifier_meta(channels):
+    return {
         "task": "classifier",
         "architecture": "ld_resnet",
         "classes": ["normal", "abnormal"],
@@ -113,7 +113,10 @@ def _classifier_file(path, channels):
         "input": {"size": 32, "channels": channels},
         "validation": {"binary": {"auc": 0.5}},
     }
-    registry.save_weights({"net.x": torch.zeros(1)}, path, meta)
+
+
+def _classifier_file(path, channels):
+    registry.save_weights({"net.x": torch.zeros(1)}, path, _classifier_meta(channels))
 
 
 def test_ship_script_writes_entries_from_the_file(tmp_path, monkeypatch):
@@ -135,3 +138,21 @@ def test_ship_script_writes_entries_from_the_file(tmp_path, monkeypatch):
     saved = json.loads((tmp_path / registry.REGISTRY_FILE).read_text())["models"]
     assert [m["name"] for m in saved] == ["color-one", "gray-one", "hosted-one"]
     assert not (tmp_path / "hosted-one.safetensors").exists()  # hosted files stay where they are hosted
+
+
+def test_ship_script_stores_float16_on_request(tmp_path, monkeypatch):
+    ship = _ship_script().ship
+    monkeypatch.setattr(registry, "weights_dir", lambda: tmp_path)
+    source = tmp_path / "runs-c.safetensors"
+    registry.save_weights(
+        {"net.w": torch.linspace(0, 1, 1000), "net.steps": torch.arange(3)}, source, _classifier_meta(3)
+    )
+    record = ship(source, "small-one", folder=tmp_path, float16=True)
+    shipped = registry.load_state_dict(tmp_path / record["file"])
+    assert shipped["net.w"].dtype == torch.float16 and shipped["net.steps"].dtype == torch.int64
+    assert torch.allclose(shipped["net.w"].float(), torch.linspace(0, 1, 1000), atol=1e-3)
+    assert (tmp_path / record["file"]).stat().st_size < 0.75 * source.stat().st_size
+    assert registry.read_metadata(tmp_path / record["file"]) == registry.read_metadata(source)
+    assert record["sha256"] == registry.sha256_of(tmp_path / record["file"])
+    with pytest.raises(ValueError, match="hosted"):
+        ship(source, "hosted-one", folder=tmp_path, url="https://example.org/c.st", float16=True)

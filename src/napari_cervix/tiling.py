@@ -81,6 +81,23 @@ def blend_window(height: int, width: int, overlap: int) -> np.ndarray:
     return np.outer(ramp(height), ramp(width)).astype(np.float32)
 
 
+def _mirror_edges(data: np.ndarray, tile: Tile, height: int, width: int, margin: int):
+    """``data`` (the pixels of ``tile``) with ``margin`` mirrored pixels added on each side that lies on the
+    image's edge; returns it and the offset (top, left) of the tile's own pixels in it."""
+    # Reflected about the edge pixel, not repeating it: a one-pixel dark frame (ISBI's synthetic images have
+    # one) stays one pixel wide instead of doubling into a band that reads as cytoplasm. The
+    # margin stays below the tile's own size, so there are pixels to reflect (tiles are rarely that small).
+    margin = min(margin, data.shape[0] - 1, data.shape[1] - 1)
+    top = margin if tile.y0 == 0 else 0
+    left = margin if tile.x0 == 0 else 0
+    bottom = margin if tile.y1 == height else 0
+    right = margin if tile.x1 == width else 0
+    if margin <= 0 or not (top or left or bottom or right):
+        return data, 0, 0
+    pad = [(top, bottom), (left, right)] + [(0, 0)] * (data.ndim - 2)
+    return np.pad(data, pad, mode="reflect"), top, left
+
+
 def blend_tiles(
     image,
     predict: Callable[[np.ndarray], np.ndarray],
@@ -89,6 +106,7 @@ def blend_tiles(
     tile_size: int = 512,
     overlap: int = 64,
     divisor: int = 32,
+    edge_margin: int = 16,
     finalize: Callable[[np.ndarray], np.ndarray] | None = None,
     out=None,
     out_dtype=np.float32,
@@ -96,8 +114,11 @@ def blend_tiles(
     """Run ``predict`` on overlapping tiles of ``image`` and blend the results.
 
     ``predict`` takes a tile (h×w or h×w×c, padded to a multiple of ``divisor``) and returns a
-    ``channels``×h×w float array. ``finalize`` maps a finished band ``channels``×rows×W to the output's
-    rows (``...×rows×W``, e.g. ``argmax`` → rows×W labels); without it the output is channels×H×W.
+    ``channels``×h×w float array. A tile side on the image's edge is first extended by ``edge_margin``
+    mirrored pixels: a network's zero padding then falls outside the image, so it does not paint a rim of
+    foreground along the image's edge (a side inside the image has its neighbours' overlap as context).
+    ``finalize`` maps a finished band ``channels``×rows×W to the output's rows (``...×rows×W``, e.g.
+    ``argmax`` → rows×W labels); without it the output is channels×H×W.
     Yields one :class:`TileProgress` per tile; the generator's return value is ``out``.
     """
     height, width = int(image.shape[0]), int(image.shape[1])
@@ -116,8 +137,10 @@ def blend_tiles(
             acc = np.concatenate([acc, np.zeros((channels, grow, width), np.float32)], axis=1)
             weight = np.concatenate([weight, np.zeros((grow, width), np.float32)], axis=0)
         for tile in row_tiles:
-            data, (h, w) = pad_to_multiple(np.asarray(image[tile.slices]), divisor)
-            pred = np.asarray(predict(data), np.float32)[:, :h, :w]
+            h, w = tile.y1 - tile.y0, tile.x1 - tile.x0
+            data, top, left = _mirror_edges(np.asarray(image[tile.slices]), tile, height, width, edge_margin)
+            data, _ = pad_to_multiple(data, divisor)
+            pred = np.asarray(predict(data), np.float32)[:, top : top + h, left : left + w]
             if pred.shape != (channels, h, w):
                 raise ValueError(f"predict returned shape {pred.shape}, expected {(channels, h, w)}")
             win = blend_window(h, w, overlap)

@@ -97,12 +97,13 @@ class PackageTensors:
 
 
 def make_test_tensors(loaded: SemanticModel, size: int = 256, seed: int = 0) -> PackageTensors:
-    """Our own inference (float32, no TTA, one tile) on a generated ``size``² smear of the model's color."""
+    """Our own inference (float32, no TTA, one tile, no edge margin: a package runs the network on the image
+    as it is) on a generated ``size``² smear of the model's color."""
     if size % loaded.card.divisor:
         raise ExportError(f"test image size {size} must be a multiple of the model's divisor {loaded.card.divisor}")
     image = generate_smear((size, size), seed=seed, rgb=loaded.card.input.channels == 3).image
     _, probabilities = segment_semantic(
-        image, loaded, tile_size=size, overlap=0, return_probabilities=True, precision="float32"
+        image, loaded, tile_size=size, overlap=0, return_probabilities=True, precision="float32", edge_margin=0
     )
     planes = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
     return PackageTensors(planes[None].astype(np.float32), probabilities[None].astype(np.float32))
@@ -245,6 +246,9 @@ Exported from napari-cervix (model kind `{card.kind}`), license {LICENSE}.
   image. The plugin returns all background for a constant image without running the network.
 - Output `{OUTPUT_ID}`: batch × class × y × x probabilities (softmax) of {", ".join(card.classes)}; the label of a
   pixel is the argmax (0 background, 1 cytoplasm, 2 nucleus). Tiles should overlap by {2 * HALO} px (halo {HALO}).
+  The plugin also extends the image by 16 reflected pixels along its edges before the network sees it (numpy's
+  `reflect` padding) and crops them off the output, so the network's own border does not paint a rim along
+  the image's edge; the test tensors are without that margin.
 
 ## Training data
 

@@ -122,7 +122,7 @@ def _predict_fn(loaded: SemanticModel, tta: bool, precision: str):
 
 
 def _segment_as_is(
-    image, loaded: SemanticModel, *, tile_size, overlap, tta, crf, return_probabilities, precision
+    image, loaded: SemanticModel, *, tile_size, overlap, tta, crf, return_probabilities, precision, edge_margin=16
 ) -> Generator[TileProgress, None, np.ndarray | tuple[np.ndarray, np.ndarray]]:
     """:func:`segment_semantic_steps` on ``image`` at its own pixel grid."""
     height, width = int(image.shape[0]), int(image.shape[1])
@@ -146,6 +146,7 @@ def _segment_as_is(
         tile_size=tile_size,
         overlap=overlap,
         divisor=loaded.card.divisor,
+        edge_margin=edge_margin,
         finalize=None if keep_probs else (lambda block: block.argmax(0).astype(np.uint8)),
         out_dtype=np.float32 if keep_probs else np.uint8,
     )
@@ -218,6 +219,7 @@ def segment_semantic_steps(
     crf: bool = False,
     return_probabilities: bool = False,
     precision: str = "auto",
+    edge_margin: int = 16,
     pixel_size_um: float | None = None,
     estimate_scale: bool = True,
     return_scale: bool = False,
@@ -243,6 +245,7 @@ def segment_semantic_steps(
         crf=crf,
         return_probabilities=return_probabilities,
         precision=precision,
+        edge_margin=edge_margin,
     )
     result, scale = yield from _segment_at_model_scale(image, loaded, pixel_size_um, estimate_scale, options)
     if scale.resamples:
@@ -302,6 +305,7 @@ def segment_semantic(
     crf: bool = False,
     return_probabilities: bool = False,
     precision: str = "auto",
+    edge_margin: int = 16,
     pixel_size_um: float | None = None,
     estimate_scale: bool = True,
     return_scale: bool = False,
@@ -314,6 +318,8 @@ def segment_semantic(
     ``tta``: average horizontal/vertical flips. ``crf``: refine with a dense CRF (needs the whole image's
     probabilities in memory). ``return_probabilities``: return ``(labels, C×H×W float32 probabilities)``.
     ``precision``: "auto" (bfloat16 on CPUs that compute it natively, else float32), "float32", "bfloat16".
+    ``edge_margin``: reflected pixels added along the image's edges, so the network's own border falls
+    outside the image (0: the network sees the image's edge as its border, as a bioimage.io consumer runs it).
     ``pixel_size_um``: µm per pixel of the image; the image is resampled to the model's and the labels
     mapped back. None: estimated from the image's nuclei (``estimate_scale=False`` runs it as it is).
     ``return_scale``: also return the :class:`~napari_cervix.scale.Scale` used (last in the tuple).
@@ -329,6 +335,7 @@ def segment_semantic(
         crf=crf,
         return_probabilities=return_probabilities,
         precision=precision,
+        edge_margin=edge_margin,
         pixel_size_um=pixel_size_um,
         estimate_scale=estimate_scale,
         return_scale=return_scale,

@@ -39,9 +39,8 @@ def cells_from_semantic(
     orphans = connected_components(foreground & (cells == 0), connectivity=1)
     if orphans.max():
         specks = np.bincount(orphans.ravel()) < max(min_orphan_area, 1)
-        # A thread at most two pixels thin (the color model's rim along an image edge on flat glass) is
-        # no cell either, however long: none of its pixels lies two pixels from the background, the
-        # image's edge counted as background.
+        # A thread at most two pixels thin (a fibre, a strand of mucus) is no cell either, however long:
+        # none of its pixels lies two pixels from the background, the image's edge counted as background.
         depth = ndimage.distance_transform_edt(np.pad(orphans > 0, 1))[1:-1, 1:-1]
         specks[1:] |= ndimage.maximum(depth, orphans, np.arange(1, orphans.max() + 1)) < 2
         specks[0] = False
