@@ -18,6 +18,9 @@ import numpy as np
 
 from .geometry import pad_to_multiple
 
+#: Reflected pixels added to a tile's sides on the image's edge (see :func:`blend_tiles`).
+EDGE_MARGIN = 16
+
 
 @dataclass(frozen=True)
 class Tile:
@@ -106,7 +109,7 @@ def blend_tiles(
     tile_size: int = 512,
     overlap: int = 64,
     divisor: int = 32,
-    edge_margin: int = 16,
+    edge_margin: int = EDGE_MARGIN,
     finalize: Callable[[np.ndarray], np.ndarray] | None = None,
     out=None,
     out_dtype=np.float32,

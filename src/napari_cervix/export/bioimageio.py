@@ -28,6 +28,7 @@ from ..kinds.unet import UNet
 from ..registry import load_registry
 from ..semantic.inference import SemanticModel, load_semantic_model, segment_semantic
 from ..synth import generate_smear
+from ..tiling import EDGE_MARGIN
 
 AUTHORS = "napari-cervix contributors"
 LICENSE = "BSD-3-Clause"
@@ -246,9 +247,9 @@ Exported from napari-cervix (model kind `{card.kind}`), license {LICENSE}.
   image. The plugin returns all background for a constant image without running the network.
 - Output `{OUTPUT_ID}`: batch × class × y × x probabilities (softmax) of {", ".join(card.classes)}; the label of a
   pixel is the argmax (0 background, 1 cytoplasm, 2 nucleus). Tiles should overlap by {2 * HALO} px (halo {HALO}).
-  The plugin also extends the image by 16 reflected pixels along its edges before the network sees it (numpy's
-  `reflect` padding) and crops them off the output, so the network's own border does not paint a rim along
-  the image's edge; the test tensors are without that margin.
+  The plugin also extends the image by {EDGE_MARGIN} reflected pixels along its edges before the network sees
+  it (numpy's `reflect` padding) and crops them off the output, so the network's own border does not paint a
+  rim along the image's edge; the test tensors are without that margin.
 
 ## Training data
 

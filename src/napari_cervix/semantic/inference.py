@@ -20,7 +20,7 @@ from ..imaging import ImageError, PercentileNormalizer, check_image, color_kind,
 from ..kinds import SemanticKind, kind_of
 from ..registry import resolve, sha256_of
 from ..scale import Scale, plan_scale, probe_window, resample, resize_labels, resize_probabilities
-from ..tiling import TileProgress, blend_tiles, run_to_end
+from ..tiling import EDGE_MARGIN, TileProgress, blend_tiles, run_to_end
 
 
 @dataclass
@@ -122,7 +122,16 @@ def _predict_fn(loaded: SemanticModel, tta: bool, precision: str):
 
 
 def _segment_as_is(
-    image, loaded: SemanticModel, *, tile_size, overlap, tta, crf, return_probabilities, precision, edge_margin=16
+    image,
+    loaded: SemanticModel,
+    *,
+    tile_size,
+    overlap,
+    tta,
+    crf,
+    return_probabilities,
+    precision,
+    edge_margin=EDGE_MARGIN,
 ) -> Generator[TileProgress, None, np.ndarray | tuple[np.ndarray, np.ndarray]]:
     """:func:`segment_semantic_steps` on ``image`` at its own pixel grid."""
     height, width = int(image.shape[0]), int(image.shape[1])
@@ -219,7 +228,7 @@ def segment_semantic_steps(
     crf: bool = False,
     return_probabilities: bool = False,
     precision: str = "auto",
-    edge_margin: int = 16,
+    edge_margin: int = EDGE_MARGIN,
     pixel_size_um: float | None = None,
     estimate_scale: bool = True,
     return_scale: bool = False,
@@ -305,7 +314,7 @@ def segment_semantic(
     crf: bool = False,
     return_probabilities: bool = False,
     precision: str = "auto",
-    edge_margin: int = 16,
+    edge_margin: int = EDGE_MARGIN,
     pixel_size_um: float | None = None,
     estimate_scale: bool = True,
     return_scale: bool = False,
