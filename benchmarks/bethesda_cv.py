@@ -12,7 +12,8 @@ annotated cell no detection reached counts as not flagged (an abnormal one as mi
 recall / specificity / AUC at the operating point (each fold's threshold chosen on the other folds'
 out-of-fold predictions for recall ≥ 0.95, and the pooled one that ships), the 6-class confusion matrix and
 balanced accuracy, field-level AUC for "any abnormal" and "any high grade" (ASC-H/HSIL/SCC), false alarms
-(reviewable detections) per NILM-only field, a reliability table of the calibrated ``p_abnormal``, and the
+(reviewable detections) per NILM-only field and what they are (annotated NILM cells or not-squamous
+detections), a reliability table of the calibrated ``p_abnormal``, and the
 previous default's Herlev figures. Data: CRIC Cervix (Rezende et al., Sci. Data 8:151, 2021; CC BY 4.0).
 """
 
@@ -197,6 +198,19 @@ def main() -> None:
     print(
         f"false alarms (reviewable detections) per NILM-only field: {false_alarms[nilm_only].mean():.2f} "
         f"over {nilm_only.sum()} fields; reviewable detections per field overall {false_alarms.mean():.1f}"
+    )
+    # What those false alarms are: annotated NILM cells, or detections far from every point (not squamous).
+    alarm_targets = np.concatenate(
+        [f.targets[p[:, ABNORMAL].sum(1) >= threshold] for f, p, n in zip(fields, probabilities, nilm_only) if n]
+    )
+    nilm_cells, not_squamous, neither = (
+        (alarm_targets == OUTPUT_CLASSES.index("NILM")).sum() / nilm_only.sum(),
+        (alarm_targets == OUTPUT_CLASSES.index("not_squamous")).sum() / nilm_only.sum(),
+        (alarm_targets < 0).sum() / nilm_only.sum(),
+    )
+    print(
+        f"  of which per field: annotated NILM cells {nilm_cells:.2f}, not squamous {not_squamous:.2f}, "
+        f"neither (near a point, unmatched) {neither:.2f}"
     )
 
     # Reliability of the calibrated p_abnormal over graded detections.

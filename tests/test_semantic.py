@@ -161,3 +161,17 @@ def test_cells_from_semantic_keeps_large_cells_without_nucleus_and_drops_specks(
     assert nuclei.max() == 0 and set(np.unique(cells)) == {0, 1, 2}
     assert (cells == 1).sum() == 400 and cells[42, 42] == 0 and cells[0, 59] == 0
     assert not cells[58:].any() and (cells[30:33, 30:58] == 2).all()
+
+
+def test_edge_margin_reaches_every_pass_including_the_reused_scale_probe():
+    from napari_cervix.synth import generate_smear
+
+    image = generate_smear((256, 256), n_cells=4, seed=5).image
+    for margin in (0, 16):
+        plain = segment_semantic(image, "2se-unet", edge_margin=margin, precision="float32")  # the probe's labels
+        _, probs = segment_semantic(
+            image, "2se-unet", edge_margin=margin, precision="float32", return_probabilities=True
+        )  # a pass of its own
+        np.testing.assert_array_equal(plain, probs.argmax(0))
+    bare = segment_semantic(image, "2se-unet", edge_margin=0, precision="float32")
+    assert (bare != segment_semantic(image, "2se-unet", precision="float32")).any()

@@ -131,7 +131,7 @@ def _segment_as_is(
     crf,
     return_probabilities,
     precision,
-    edge_margin=EDGE_MARGIN,
+    edge_margin,
 ) -> Generator[TileProgress, None, np.ndarray | tuple[np.ndarray, np.ndarray]]:
     """:func:`segment_semantic_steps` on ``image`` at its own pixel grid."""
     height, width = int(image.shape[0]), int(image.shape[1])
@@ -171,9 +171,11 @@ def _segment_as_is(
     return (labels, probs) if return_probabilities else labels
 
 
-def _nucleus_finder(loaded: SemanticModel, tile_size: int, overlap: int, precision: str, reuse_shape=None):
-    """image → bool nucleus mask with plain settings (the scale probes). The labels of the probe of shape
-    ``reuse_shape`` (the input as it is) are kept in the returned dict so the final pass can reuse them."""
+def _nucleus_finder(loaded: SemanticModel, options: dict, reuse_shape=None):
+    """image → bool nucleus mask with plain settings (the scale probes) and ``options``' tile size, overlap,
+    precision and edge margin. The labels of the probe of shape ``reuse_shape`` (the input as it is) are kept
+    in the returned dict so the final pass can reuse them."""
+    tile_size, overlap = options["tile_size"], options["overlap"]
     seen: dict = {}
 
     def find(image):
@@ -189,7 +191,8 @@ def _nucleus_finder(loaded: SemanticModel, tile_size: int, overlap: int, precisi
                 tta=False,
                 crf=False,
                 return_probabilities=False,
-                precision=precision,
+                precision=options["precision"],
+                edge_margin=options["edge_margin"],
             )
         )
         if own:
@@ -207,7 +210,7 @@ def semantic_scale(
     False (see :mod:`napari_cervix.scale`)."""
     check_image(image)
     loaded = load_semantic_model(model, color_kind(probe_window(image)))
-    find, _ = _nucleus_finder(loaded, 512, 64, precision)
+    find, _ = _nucleus_finder(loaded, dict(tile_size=512, overlap=64, precision=precision, edge_margin=EDGE_MARGIN))
     return _plan(image, loaded, pixel_size_um, estimate, find)
 
 
@@ -270,9 +273,7 @@ def segment_semantic_steps(
 
 def _segment_at_model_scale(image, loaded: SemanticModel, pixel_size_um, estimate: bool, options: dict):
     """(result on the grid of the image resampled to the model's pixel size, the Scale used)."""
-    find, seen = _nucleus_finder(
-        loaded, options["tile_size"], options["overlap"], options["precision"], tuple(image.shape[:2])
-    )
+    find, seen = _nucleus_finder(loaded, options, tuple(image.shape[:2]))
     scale = _plan(image, loaded, pixel_size_um, estimate, find)
     plain = not (options["tta"] or options["crf"] or options["return_probabilities"])
     if not scale.resamples and plain and "labels" in seen:
@@ -288,12 +289,13 @@ def segment_semantic_at_model_scale_steps(
 ) -> Generator[TileProgress, None, tuple[np.ndarray, Scale]]:
     """(labels of ``image`` resampled to the model's pixel size, the Scale used): for pipelines that go
     on working at the model's scale (:func:`napari_cervix.field.analyze_field`) and map back at the end.
-    ``options`` are :func:`segment_semantic_steps`' ``tile_size``, ``overlap``, ``precision``."""
+    ``options`` are :func:`segment_semantic_steps`' ``tile_size``, ``overlap``, ``precision``, ``edge_margin``."""
     check_image(image)
     if getattr(image, "ndim", 2) == 3 and image.shape[-1] == 4:
         image = image[..., :3]
     settings = dict(tile_size=512, overlap=64, tta=False, crf=False, return_probabilities=False, precision="auto")
-    unknown = sorted(set(options) - {"tile_size", "overlap", "precision"})
+    settings["edge_margin"] = EDGE_MARGIN
+    unknown = sorted(set(options) - {"tile_size", "overlap", "precision", "edge_margin"})
     if unknown:
         raise TypeError(f"unexpected options {unknown}")
     settings.update(options)
