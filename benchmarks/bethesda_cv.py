@@ -34,11 +34,12 @@ from napari_cervix.classes import BETHESDA_ABNORMAL, BETHESDA_GRADES, BETHESDA_H
 from napari_cervix.grading.cric_cells import OUTPUT_CLASSES
 from napari_cervix.grading.train import (
     ARCH,
-    describe_fields,
     field_folds,
     field_windows,
     fit_grader,
+    grading_inputs,
     recipe,
+    training_pairs,
     training_set,
     window_arrays,
 )
@@ -49,6 +50,10 @@ from napari_cervix.kinds import cell_kind
 ABNORMAL = np.array([c in BETHESDA_ABNORMAL for c in OUTPUT_CLASSES])
 HIGH = np.array([c in BETHESDA_HIGH_GRADE for c in OUTPUT_CLASSES])
 #: Herlev figures of the previous default for color input (classifier-descriptor-boost-rgb; README).
+EXTRA_HELP = (
+    "JSON replacing the recipe's extra options, e.g. '{}' for the grader without white balance and recolored "
+    "copies (the recipe before them)"
+)
 HERLEV_PREVIOUS = (
     "grouped 5-fold CV 7-class 0.60 / recall 0.97 / specificity 0.73; held-out Herlev 0.677 / 0.994 / 0.766"
 )
@@ -79,6 +84,87 @@ def fold_model_path(cache: Path, config, fold: int, fold_seed: int = 0) -> Path:
     return cache / "folds" / f"{config.arch}-{recipe_key}{seed}-fold{fold}.safetensors"
 
 
+def fold_models(
+    cache: Path, config, fields, descriptors, windows, fold_of, folds: int, fold_seed: int = 0, recolored=()
+) -> list:
+    """Fold k's grader, fitted on the other folds' detections (and their ``recolored`` copies, see
+    :func:`~napari_cervix.grading.train.grading_inputs`), for every k (kept in ``cache/folds``: a killed run
+    resumes, and other benchmarks reuse them)."""
+    if windows and recolored:
+        raise ValueError(f"{config.arch}: recolored copies have no windows for its CNN")
+    models = []
+    for fold in range(folds):
+        started = time.monotonic()
+        path = fold_model_path(cache, config, fold, fold_seed)
+        if path.exists():
+            models.append(load_grader(str(path)))
+            print(f"fold {fold + 1}/{folds}: {path} (kept from an earlier run)", flush=True)
+            continue
+        train = [k for k in range(len(fields)) if fold_of[k] != fold]
+        x, y, w = training_set(
+            training_pairs(fields, descriptors, recolored, train),
+            config.seed,
+            windows=[windows[k] for k in train] if windows else None,
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fit_grader(config, x, y, windows=w).save(path)
+        models.append(load_grader(str(path)))  # as saved (fp16 CNN weights), the same whether kept or new
+        counts = ", ".join(f"{c} {n}" for c, n in zip(OUTPUT_CLASSES, np.bincount(y, minlength=len(OUTPUT_CLASSES))))
+        print(f"fold {fold + 1}/{folds}: trained on {counts}; {time.monotonic() - started:.0f} s", flush=True)
+    return models
+
+
+def out_of_fold(kind, models, fold_of, descriptors, windows=None) -> list:
+    """Per field: the grading parts (class shares, abnormal logit) of its detections by its fold's model."""
+    return [
+        kind.grade_parts(models[k], d, *(window_arrays(windows[i]) if windows else (None, None)))
+        for i, (d, k) in enumerate(zip(descriptors, fold_of))
+    ]
+
+
+def operating_point(kind, models, fold_of, fields, parts, target_recall: float):
+    """(calibration, calibrated probabilities per field, threshold) from out-of-fold ``parts``: Platt scaling
+    of the abnormal logit on the graded and not-squamous detections, then the pooled threshold on
+    ``p_abnormal`` that reaches ``target_recall`` of the annotated abnormal cells (what ships)."""
+    targets = np.concatenate([f.targets for f in fields])
+    logits = np.concatenate([logit for _, logit in parts])
+    calibration = fit_calibration(logits[targets >= 0], ABNORMAL[targets[targets >= 0]])
+    probabilities = [kind.probabilities(models[k], *part, calibration) for part, k in zip(parts, fold_of)]
+    classes, p_abn, _ = point_scores(fields, probabilities)
+    return calibration, probabilities, choose_threshold(p_abn, classes > 0, target_recall)
+
+
+def field_scores(fields, probabilities) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per field: (any abnormal annotated, any high grade annotated, largest p_abnormal, largest P(high grade))."""
+    any_abn = np.array([f.point_classes.max(initial=0) > 0 for f in fields])
+    any_high = np.array(
+        [np.isin(f.point_classes, [BETHESDA_GRADES.index(c) for c in BETHESDA_HIGH_GRADE]).any() for f in fields]
+    )
+    field_abn = np.array([p[:, ABNORMAL].sum(1).max(initial=0) for p in probabilities])
+    field_high = np.array([p[:, HIGH].sum(1).max(initial=0) for p in probabilities])
+    return any_abn, any_high, field_abn, field_high
+
+
+def end_to_end(fields, probabilities, threshold: float) -> dict:
+    """The headline figures at one operating point: abnormal recall and specificity of the annotated cells
+    (a cell no detection reached is not flagged), AUC, field-level AUCs, false alarms per NILM-only field."""
+    from sklearn.metrics import roc_auc_score
+
+    classes, p_abn, _ = point_scores(fields, probabilities)
+    abnormal, flagged = classes > 0, p_abn >= threshold
+    any_abn, any_high, field_abn, field_high = field_scores(fields, probabilities)
+    alarms = np.array([(p[:, ABNORMAL].sum(1) >= threshold).sum() for p in probabilities])
+    return {
+        "recall_abnormal": float(flagged[abnormal].mean()),
+        "specificity": float((~flagged[~abnormal]).mean()),
+        "auc": float(roc_auc_score(abnormal, p_abn)),
+        "field_auc_abnormal": float(roc_auc_score(any_abn, field_abn)),
+        "field_auc_high_grade": float(roc_auc_score(any_high, field_high)),
+        "false_alarms_per_nilm_field": float(alarms[~any_abn].mean()),
+        "detected": float((p_abn >= 0).mean()),
+    }
+
+
 def main() -> None:
     from sklearn.metrics import roc_auc_score
 
@@ -95,13 +181,14 @@ def main() -> None:
         help="seed of the field folds (0: the folds the shipped operating point comes from; others check a "
         "choice made on those folds on fresh ones)",
     )
+    parser.add_argument("--extra", type=json.loads, default=None, help=EXTRA_HELP)
     args = parser.parse_args()
     cache = Path(args.cache)
-    config = recipe(args.arch)
+    config = recipe(args.arch) if args.extra is None else recipe(args.arch, extra=args.extra)
     kind = cell_kind(config.arch)
 
     samples = read_cric(Path(args.data) / "cric_fields", pseudo_masks=False)
-    fields, descriptors = describe_fields(samples, cache, config.size)
+    fields, descriptors, recolored = grading_inputs(config, samples, cache)
     windows = field_windows(samples, fields, cache, config.size, config.network_size) if kind.has_network else None
     fold_of = field_folds(fields, args.folds, args.fold_seed)
     print(
@@ -110,35 +197,11 @@ def main() -> None:
     )
     print(f"grader: {config.arch} ({kind.description})")
 
-    models = []
-    for fold in range(args.folds):
-        started = time.monotonic()
-        path = fold_model_path(cache, config, fold, args.fold_seed)
-        if path.exists():
-            models.append(load_grader(str(path)))
-            print(f"fold {fold + 1}/{args.folds}: {path} (kept from an earlier run)", flush=True)
-            continue
-        train = [k for k in range(len(fields)) if fold_of[k] != fold]
-        x, y, w = training_set(
-            [(fields[k], descriptors[k]) for k in train],
-            config.seed,
-            windows=[windows[k] for k in train] if windows else None,
-        )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fit_grader(config, x, y, windows=w).save(path)
-        models.append(load_grader(str(path)))  # as saved (fp16 CNN weights), the same whether kept or new
-        counts = ", ".join(f"{c} {n}" for c, n in zip(OUTPUT_CLASSES, np.bincount(y, minlength=len(OUTPUT_CLASSES))))
-        print(f"fold {fold + 1}/{args.folds}: trained on {counts}; {time.monotonic() - started:.0f} s", flush=True)
+    models = fold_models(cache, config, fields, descriptors, windows, fold_of, args.folds, args.fold_seed, recolored)
 
-    # Calibrate the grader's abnormal logit on the out-of-fold graded and not-squamous detections.
+    parts = out_of_fold(kind, models, fold_of, descriptors, windows)
+    calibration, probabilities, threshold = operating_point(kind, models, fold_of, fields, parts, config.target_recall)
     targets = np.concatenate([f.targets for f in fields])
-    parts = [
-        kind.grade_parts(models[k], d, *(window_arrays(windows[i]) if windows else (None, None)))
-        for i, (d, k) in enumerate(zip(descriptors, fold_of))
-    ]
-    logits = np.concatenate([logit for _, logit in parts])
-    calibration = fit_calibration(logits[targets >= 0], ABNORMAL[targets[targets >= 0]])
-    probabilities = [kind.probabilities(models[k], *part, calibration) for part, k in zip(parts, fold_of)]
     classes, p_abn, predicted = point_scores(fields, probabilities)
     abnormal = classes > 0
 
@@ -148,7 +211,6 @@ def main() -> None:
         rest = point_fold != fold
         t = choose_threshold(p_abn[rest], abnormal[rest], config.target_recall)
         flagged[point_fold == fold] = p_abn[point_fold == fold] >= t
-    threshold = choose_threshold(p_abn, abnormal, config.target_recall)
     pooled = p_abn >= threshold
 
     print(
@@ -182,22 +244,17 @@ def main() -> None:
     print(f"balanced accuracy (6 classes, end to end): {np.mean(recalls):.3f}")
 
     # Field level: the most suspicious detection decides.
-    any_abn = np.array([f.point_classes.max(initial=0) > 0 for f in fields])
-    any_high = np.array(
-        [np.isin(f.point_classes, [BETHESDA_GRADES.index(c) for c in BETHESDA_HIGH_GRADE]).any() for f in fields]
-    )
-    field_abn = np.array([p[:, ABNORMAL].sum(1).max(initial=0) for p in probabilities])
-    field_high = np.array([p[:, HIGH].sum(1).max(initial=0) for p in probabilities])
+    figures = end_to_end(fields, probabilities, threshold)
+    any_abn, any_high = field_scores(fields, probabilities)[:2]
     nilm_only = ~any_abn
-    false_alarms = np.array([(p[:, ABNORMAL].sum(1) >= threshold).sum() for p in probabilities])
     print(
-        f"\nfield-level AUC any abnormal {roc_auc_score(any_abn, field_abn):.3f} "
-        f"({any_abn.sum()} of {len(fields)} fields); "
-        f"any high grade {roc_auc_score(any_high, field_high):.3f} ({any_high.sum()} fields)"
+        f"\nfield-level AUC any abnormal {figures['field_auc_abnormal']:.3f} ({any_abn.sum()} of {len(fields)} "
+        f"fields); any high grade {figures['field_auc_high_grade']:.3f} "
+        f"({any_high.sum()} fields)"
     )
     print(
-        f"false alarms (reviewable detections) per NILM-only field: {false_alarms[nilm_only].mean():.2f} "
-        f"over {nilm_only.sum()} fields; reviewable detections per field overall {false_alarms.mean():.1f}"
+        f"false alarms (reviewable detections) per NILM-only field: {figures['false_alarms_per_nilm_field']:.2f} "
+        f"over {nilm_only.sum()} fields"
     )
     # What those false alarms are: annotated NILM cells, or detections far from every point (not squamous).
     alarm_targets = np.concatenate(
@@ -235,8 +292,8 @@ def main() -> None:
         "recall_abnormal": float(flagged[abnormal].mean()),
         "specificity": float((~flagged[~abnormal]).mean()),
         "auc": float(auc),
-        "field_auc_high_grade": float(roc_auc_score(any_high, field_high)),
-        "false_alarms_per_nilm_field": float(false_alarms[nilm_only].mean()),
+        "field_auc_high_grade": figures["field_auc_high_grade"],
+        "false_alarms_per_nilm_field": figures["false_alarms_per_nilm_field"],
         "balanced_accuracy": float(np.mean(recalls)),
     }
     Path(args.out).write_text(json.dumps(result, indent=2))

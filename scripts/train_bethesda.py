@@ -16,7 +16,14 @@ import argparse
 import json
 from pathlib import Path
 
-from napari_cervix.grading.train import describe_fields, field_windows, fit_grader, recipe, training_set
+from napari_cervix.grading.train import (
+    field_windows,
+    fit_grader,
+    grading_inputs,
+    recipe,
+    training_pairs,
+    training_set,
+)
 
 
 def main() -> None:
@@ -31,17 +38,19 @@ def main() -> None:
     cv = json.loads(Path(args.cv).read_text())
     config = recipe(cv.get("arch", "bethesda_boost"))  # the kind the cross-validation measured
     samples = read_cric(Path(args.data) / "cric_fields", pseudo_masks=False)
-    fields, descriptors = describe_fields(samples, args.cache, config.size)  # the CV's cache
+    fields, descriptors, recolored = grading_inputs(config, samples, args.cache)  # the CV's cache
     windows = None
     if config.network_size:
         windows = field_windows(samples, fields, args.cache, config.size, config.network_size)
-    x, y, w = training_set(list(zip(fields, descriptors)), config.seed, windows=windows)
+    pairs = training_pairs(fields, descriptors, recolored, range(len(fields)))
+    x, y, w = training_set(pairs, config.seed, windows=windows)
     metadata = {
         "calibration": cv["calibration"],
         "training": {
             "data": ["CRIC Cervix fields (Rezende et al., Sci. Data 8:151, 2021; CC BY 4.0), all 148"],
             "cells": int(len(y)),
             "detector": "default semantic model (unet-mobilenet_v2-rgb) + cells_from_semantic",
+            "recolored_copies": int(config.extra.get("recolored_copies", 0)),  # another lab's colors, per field
         },
         "validation": {
             "images": [],

@@ -245,3 +245,84 @@ def test_a_cache_of_another_semantic_models_detections_is_refused(tmp_path):
     (tmp_path / "detector.json").write_text(json.dumps({"model": "unet-old", "sha256": "0" * 64}))
     with pytest.raises(ValueError, match="unet-old.*delete this one"):
         check_detector(tmp_path)
+
+
+# ------------------------------------------------------------------- another lab's colors
+def test_recoloring_scales_stains_and_light_and_leaves_the_image_alone_at_one(rgb_field):
+    from napari_cervix.cells.crops import unit_intensity
+    from napari_cervix.grading.recolor import Recoloring
+
+    unit = unit_intensity(rgb_field)
+    np.testing.assert_array_equal(Recoloring().on_image(rgb_field), rgb_field)
+    np.testing.assert_allclose(Recoloring(light=(1.0, 0.9, 0.8))(unit), unit * [1.0, 0.9, 0.8], atol=1e-6)
+    darker = Recoloring(hematoxylin=1.4)(unit)
+    nuclei = unit.mean(axis=2) < np.quantile(unit.mean(axis=2), 0.05)  # the darkest pixels: nuclei
+    assert darker[nuclei].mean() < unit[nuclei].mean() - 0.02
+    assert darker.dtype == np.float32 and darker.min() >= 0 and darker.max() <= 1
+
+
+def test_white_balance_gains_make_the_glass_white_again(rgb_field):
+    from napari_cervix.grading.recolor import GAIN_LIMITS, Recoloring, white_balance_gains
+
+    own = white_balance_gains(rgb_field)
+    warm = white_balance_gains(Recoloring(light=(1.0, 0.9, 0.8)).on_image(rgb_field))
+    np.testing.assert_allclose(warm / own, [1.0, 1 / 0.9, 1 / 0.8], rtol=0.02)
+    # Glass seen through a strong filter is corrected up to the bound; a field without glass (one dark
+    # clump) is left as it is.
+    np.testing.assert_allclose(white_balance_gains(np.full((64, 64, 3), (250, 200, 150), np.uint8))[2], GAIN_LIMITS[1])
+    np.testing.assert_allclose(white_balance_gains(np.full((64, 64, 3), 60, np.uint8)), 1.0)
+    np.testing.assert_allclose(white_balance_gains(np.full((64, 64), 200, np.uint8)), 255 / 200, rtol=1e-5)  # gray
+
+
+def test_a_white_balanced_grader_grades_the_field_scaled_by_its_glass(tmp_path, rgb_field, analyzed):
+    """The card's ``white_balance`` reaches the crops: grading the field equals grading, without white
+    balance, the field already scaled by its gains."""
+    import copy
+
+    from napari_cervix.cells.classifier import load_grader
+    from napari_cervix.cells.classify import classify_cells
+    from napari_cervix.cells.crops import unit_intensity
+    from napari_cervix.cells.descriptors import crop_descriptors, onehot_to_semantic
+    from napari_cervix.grading.recolor import white_balance_gains
+    from napari_cervix.grading.train import fit_grader, recipe
+
+    crops, masks, targets = _window_cells()
+    config = recipe(size=32, boost_iterations=20, extra={"white_balance": True})
+    grader = fit_grader(config, crop_descriptors(crops, onehot_to_semantic(masks)), targets, log=lambda m: None)
+    grader.save(tmp_path / "wb.safetensors")
+    balanced = load_grader(str(tmp_path / "wb.safetensors"))
+    assert balanced.model_config["white_balance"] is True
+    plain = copy.copy(balanced)
+    plain.model_config = {**balanced.model_config, "white_balance": False}
+
+    field = (unit_intensity(rgb_field) * [1.0, 0.92, 0.85]).astype(np.float32)  # a warmer lamp
+    scaled = np.clip(field * white_balance_gains(field), 0, 1)
+    cells, nuclei = analyzed.cells, analyzed.nuclei
+    graded = classify_cells(field, cells, nuclei, balanced)["p_reviewable"]
+    np.testing.assert_allclose(graded, classify_cells(scaled, cells, nuclei, plain)["p_reviewable"], atol=1e-6)
+    assert not np.allclose(graded, classify_cells(field, cells, nuclei, plain)["p_reviewable"], atol=1e-3)
+
+
+def test_training_copies_describe_the_same_detections_on_the_field_recolored(tmp_path, rgb_field, analyzed):
+    """grading_inputs: the recipe's recolored copies keep each field's detections and targets, change its
+    descriptors, are fixed per field and copy (cached), and training_pairs lists each field once per copy."""
+    from napari_cervix.geometry import CYTOPLASM, NUCLEUS
+    from napari_cervix.grading.train import grading_inputs, recipe, training_pairs
+    from napari_cervix.io.sample import CellSample
+
+    semantic = np.where(analyzed.cells.cell_labels() > 0, CYTOPLASM, 0)  # the field's cells and nuclei, so
+    semantic[analyzed.nuclei > 0] = NUCLEUS  # no model runs here
+    (tmp_path / "semantic").mkdir()
+    np.savez_compressed(tmp_path / "semantic" / "f.npz", labels=semantic.astype(np.uint8))
+    sample = CellSample(rgb_field, name="f", meta={"points": np.zeros((0, 2)), "bethesda": []})
+    config = recipe(size=32, extra={"white_balance": True, "recolored_copies": 2})
+    fields, descriptors, recolored = grading_inputs(config, [sample], tmp_path, log=lambda m: None)
+    assert len(recolored) == 2 and len(fields[0].labels) == len(descriptors[0]) > 0
+    for copy in recolored:
+        assert copy[0].shape == descriptors[0].shape and not np.allclose(copy[0], descriptors[0])
+    assert not np.allclose(recolored[0][0], recolored[1][0])
+    np.testing.assert_array_equal(
+        grading_inputs(config, [sample], tmp_path, log=lambda m: None)[2][1][0], recolored[1][0]
+    )
+    pairs = training_pairs(fields, descriptors, recolored, [0])
+    assert [f.name for f, _ in pairs] == ["f"] * 3 and pairs[2][1] is recolored[1][0]

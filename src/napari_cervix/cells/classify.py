@@ -15,6 +15,7 @@ import pandas as pd
 from ..cellset import CellSet, union_mask
 from ..geometry import CYTOPLASM, NUCLEUS
 from ..grading.crops import cell_nucleus_centres, nucleus_crops, window_masks
+from ..grading.recolor import white_balance_gains
 from ..imaging import ImageError, check_image, color_kind
 from ..tiling import TileProgress as Progress  # the one progress type the widgets understand
 from .crops import (
@@ -107,11 +108,13 @@ def classify_cells_steps(
     if centred:  # one union of the nuclei for every batch's centres and window masks
         crop_nuclei = union_mask(crop_nuclei)
     centres = cell_nucleus_centres(table, cells, crop_nuclei) if centred else None
+    # A grader trained on white-balanced fields sees this one white-balanced too (its card says so).
+    gains = white_balance_gains(image) if classifier.model_config.get("white_balance") else None
     for start in range(0, total, BATCH):
         part = table.iloc[start : start + BATCH]
         if centred:
             where = centres[start : start + BATCH]
-            crops = nucleus_crops(image, where, classifier.size, classifier.channels)
+            crops = nucleus_crops(image, where, classifier.size, classifier.channels, gains)
             masks = (
                 window_masks(cells, part["label"], nuclei, where, classifier.size) if classifier.needs_masks else None
             )

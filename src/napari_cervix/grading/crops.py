@@ -14,9 +14,10 @@ import numpy as np
 from ..cells.crops import to_channels
 
 
-def nucleus_crops(image, centres: np.ndarray, window: int, channels: int = 3) -> np.ndarray:
+def nucleus_crops(image, centres: np.ndarray, window: int, channels: int = 3, gains=None) -> np.ndarray:
     """N × C × window × window float32 crops in [0, 1] of ``image`` (H×W or H×W×3, any array-like)
-    centred on the (row, col) ``centres``."""
+    centred on the (row, col) ``centres``; ``gains``: per-channel factors applied first (the field's white
+    balance, :func:`~napari_cervix.grading.recolor.white_balance_gains`), or None."""
     centres = np.asarray(centres, np.float64).reshape(-1, 2)
     height, width = image.shape[:2]
     half = window // 2
@@ -28,6 +29,8 @@ def nucleus_crops(image, centres: np.ndarray, window: int, channels: int = 3) ->
         if bottom <= top or right <= left:
             raise ValueError(f"crop centre ({row:.1f}, {col:.1f}) lies outside the {height}×{width} image")
         pixels = to_channels(np.asarray(image[top:bottom, left:right]), channels)
+        if gains is not None:
+            pixels = np.clip(pixels * np.asarray(gains, np.float32), 0.0, 1.0)
         pad = ((top - y0, y0 + window - bottom), (left - x0, x0 + window - right), (0, 0))
         if any(p for pair in pad[:2] for p in pair):
             # ``symmetric`` needs no more than the crop's own size on each side; a tiny image gets edge values.

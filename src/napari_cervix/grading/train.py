@@ -24,14 +24,19 @@ def recipe(arch: str = ARCH, **overrides):
     return shipped_recipe(arch, channels=3, **overrides)
 
 
-def field_descriptors(image, cell_labels: np.ndarray, nucleus_labels: np.ndarray, field: FieldCells, window: int):
-    """Descriptors (detections × D) of one field's detections, as the grader sees them at inference."""
+def field_descriptors(
+    image, cell_labels: np.ndarray, nucleus_labels: np.ndarray, field: FieldCells, window: int, white_balance=False
+):
+    """Descriptors (detections × D) of one field's detections, as the grader sees them at inference
+    (``white_balance``: the recipe's, see :func:`~.recolor.white_balance_gains`)."""
     from ..cells.descriptors import crop_descriptors, onehot_to_semantic
     from ..cellset import CellSet
     from .crops import nucleus_crops, window_masks
+    from .recolor import white_balance_gains
 
     cells = CellSet.from_labels(cell_labels, nucleus_labels > 0)
-    crops = nucleus_crops(image, field.centres, window)
+    gains = white_balance_gains(image) if white_balance else None
+    crops = nucleus_crops(image, field.centres, window, gains=gains)
     masks = window_masks(cells, field.labels, nucleus_labels, field.centres, window)
     return crop_descriptors(crops, onehot_to_semantic(masks))
 
@@ -60,11 +65,11 @@ def check_detector(cache) -> None:
         stamp.write_text(json.dumps(current, indent=1))
 
 
-def describe_fields(samples, cache, window: int, log=print) -> tuple[list, list]:
+def describe_fields(samples, cache, window: int, white_balance: bool = False, log=print) -> tuple[list, list]:
     """Per CRIC sample: its detections matched to the points (:class:`FieldCells`) and their descriptors,
-    cached per field in ``cache/descriptors`` (the default semantic model's labels too, in
-    ``cache/semantic``; :func:`check_detector` guards the cache), so the cross-validation and the shipped
-    model describe the cells once."""
+    cached per field in ``cache/descriptors`` (``cache/descriptors-wb`` white-balanced; the default
+    semantic model's labels too, in ``cache/semantic``; :func:`check_detector` guards the cache), so the
+    cross-validation and the shipped model describe the cells once."""
     from pathlib import Path
 
     from ..io._atomic import atomic_path
@@ -77,7 +82,7 @@ def describe_fields(samples, cache, window: int, log=print) -> tuple[list, list]
 
     model, fields, descriptors = None, [], []
     for n, sample in enumerate(samples):
-        path = cache / "descriptors" / f"{sample.name}.npz"
+        path = cache / _descriptor_folder(white_balance) / f"{sample.name}.npz"
         if not path.exists():
             semantic_path = cache / "semantic" / f"{sample.name}.npz"
             if semantic_path.exists():
@@ -89,7 +94,7 @@ def describe_fields(samples, cache, window: int, log=print) -> tuple[list, list]
                     np.savez_compressed(tmp, labels=labels)
             cells, nuclei = cells_from_semantic(labels)
             field = field_cells(sample.name, nuclei, sample.meta["points"], sample.meta["bethesda"])
-            found = field_descriptors(sample.image, cells, nuclei, field, window)
+            found = field_descriptors(sample.image, cells, nuclei, field, window, white_balance)
             with atomic_path(path) as tmp:
                 np.savez(tmp, descriptors=found, **{k: v for k, v in vars(field).items() if k != "name"})
         stored = np.load(path)
@@ -98,6 +103,63 @@ def describe_fields(samples, cache, window: int, log=print) -> tuple[list, list]
         if n % 20 == 0:
             log(f"described {n + 1}/{len(samples)} fields")
     return fields, descriptors
+
+
+def _descriptor_folder(white_balance: bool, copy: int | None = None) -> str:
+    return ("descriptors" if copy is None else f"recolored{copy}") + ("-wb" if white_balance else "")
+
+
+def recoloring_of(name: str, copy: int):
+    """The :class:`~.recolor.Recoloring` of training copy ``copy`` of the field ``name`` (fixed per both)."""
+    import hashlib
+
+    from .recolor import random_recoloring
+
+    key = int.from_bytes(hashlib.sha256(f"{name}/{copy}".encode()).digest()[:8], "little")
+    return random_recoloring(np.random.default_rng(key))
+
+
+def describe_recolored(samples, fields, cache, window: int, copies: int, white_balance=False, log=print) -> list:
+    """Per training copy 1…``copies``, per field: the descriptors of the same detections on the field
+    recolored as another lab's (:func:`recoloring_of`), so the trees learn grades that survive another
+    stain and light; cached in ``cache/recolored{copy}`` (the detections are :func:`describe_fields`')."""
+    from pathlib import Path
+
+    from ..io._atomic import atomic_path
+    from ..semantic.postprocess import cells_from_semantic
+
+    out = []
+    for copy in range(1, copies + 1):
+        folder, per_field = Path(cache) / _descriptor_folder(white_balance, copy), []
+        for n, (sample, field) in enumerate(zip(samples, fields)):
+            path = folder / f"{sample.name}.npz"
+            if not path.exists():
+                cells, nuclei = cells_from_semantic(np.load(Path(cache) / "semantic" / f"{sample.name}.npz")["labels"])
+                recolored = recoloring_of(sample.name, copy).on_image(sample.image)
+                found = field_descriptors(recolored, cells, nuclei, field, window, white_balance)
+                with atomic_path(path) as tmp:
+                    np.savez(tmp, descriptors=found)
+            per_field.append(np.load(path)["descriptors"])
+            if n % 40 == 0:
+                log(f"recolored copy {copy}: described {n + 1}/{len(samples)} fields")
+        out.append(per_field)
+    return out
+
+
+def grading_inputs(config, samples, cache, log=print) -> tuple[list, list, list]:
+    """(fields, descriptors, recolored copies' descriptors) of CRIC ``samples`` as the recipe ``config``
+    describes them: white-balanced or not, and ``recolored_copies`` training copies (its ``extra``)."""
+    white_balance = bool(config.extra.get("white_balance", False))
+    fields, descriptors = describe_fields(samples, cache, config.size, white_balance, log)
+    copies = int(config.extra.get("recolored_copies", 0))
+    recolored = describe_recolored(samples, fields, cache, config.size, copies, white_balance, log) if copies else []
+    return fields, descriptors, recolored
+
+
+def training_pairs(fields, descriptors, recolored, keep) -> list:
+    """[(FieldCells, descriptors)] of the fields ``keep`` (indices): each as it is, then once per recolored
+    copy (for :func:`training_set`)."""
+    return [(fields[k], per_field[k]) for per_field in (descriptors, *recolored) for k in keep]
 
 
 def fit_grader(

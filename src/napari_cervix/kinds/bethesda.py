@@ -47,6 +47,9 @@ class BethesdaBoost(ClassifierKind):
         "boost_max_features": 0.5,
         "target_recall": 0.95,
         "tta": 1,
+        # Another lab's colors (grading/recolor.py): crops white-balanced by the field's glass, and the trees
+        # trained on each field as it is plus two copies recolored as another stain and light.
+        "extra": {"white_balance": True, "recolored_copies": 2},
     }
 
     def output_space(self):
@@ -62,6 +65,8 @@ class BethesdaBoost(ClassifierKind):
             "crop": self.crop,
             "class_balance": config.class_balance,
             "boost": boost_settings(config),
+            # Crops scaled so the field's glass is white (grading/recolor.py), in training and at inference.
+            "white_balance": bool(config.extra.get("white_balance", False)),
         }
 
     def load_parts(self, tensors: dict) -> dict:

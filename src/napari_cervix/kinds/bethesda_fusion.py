@@ -33,6 +33,7 @@ class BethesdaFusion(BethesdaBoost):
         "bf16": True,
         "cnn_weight": 0.7,  # of the CNN in the abnormal logit and the class shares
         "tta": 2,
+        "extra": {},  # its CNN's cached windows are neither white-balanced nor recolored
     }
 
     def model_config(self, config) -> dict:
