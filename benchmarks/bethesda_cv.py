@@ -36,11 +36,10 @@ from napari_cervix.grading.train import (
     ARCH,
     field_folds,
     field_windows,
-    fit_grader,
+    fit_on_fields,
     grading_inputs,
     recipe,
     training_pairs,
-    training_set,
     window_arrays,
 )
 from napari_cervix.grading.trees import fit_calibration
@@ -101,13 +100,10 @@ def fold_models(
             print(f"fold {fold + 1}/{folds}: {path} (kept from an earlier run)", flush=True)
             continue
         train = [k for k in range(len(fields)) if fold_of[k] != fold]
-        x, y, w = training_set(
-            training_pairs(fields, descriptors, recolored, train),
-            config.seed,
-            windows=[windows[k] for k in train] if windows else None,
-        )
+        pairs = training_pairs(fields, descriptors, recolored, train)
+        grader, y = fit_on_fields(config, pairs, windows=[windows[k] for k in train] if windows else None)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fit_grader(config, x, y, windows=w).save(path)
+        grader.save(path)
         models.append(load_grader(str(path)))  # as saved (fp16 CNN weights), the same whether kept or new
         counts = ", ".join(f"{c} {n}" for c, n in zip(OUTPUT_CLASSES, np.bincount(y, minlength=len(OUTPUT_CLASSES))))
         print(f"fold {fold + 1}/{folds}: trained on {counts}; {time.monotonic() - started:.0f} s", flush=True)

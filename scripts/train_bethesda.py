@@ -16,14 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from napari_cervix.grading.train import (
-    field_windows,
-    fit_grader,
-    grading_inputs,
-    recipe,
-    training_pairs,
-    training_set,
-)
+from napari_cervix.grading.train import field_windows, fit_on_fields, grading_inputs, recipe, training_pairs
 
 
 def main() -> None:
@@ -43,14 +36,13 @@ def main() -> None:
     if config.network_size:
         windows = field_windows(samples, fields, args.cache, config.size, config.network_size)
     pairs = training_pairs(fields, descriptors, recolored, range(len(fields)))
-    x, y, w = training_set(pairs, config.seed, windows=windows)
     metadata = {
         "calibration": cv["calibration"],
         "training": {
             "data": ["CRIC Cervix fields (Rezende et al., Sci. Data 8:151, 2021; CC BY 4.0), all 148"],
-            "cells": int(len(y)),
             "detector": "default semantic model (unet-mobilenet_v2-rgb) + cells_from_semantic",
             "recolored_copies": int(config.extra.get("recolored_copies", 0)),  # another lab's colors, per field
+            "field_context": bool(config.extra.get("field_context", False)),  # cells read relative to their field
         },
         "validation": {
             "images": [],
@@ -59,7 +51,8 @@ def main() -> None:
         },
         "operating_point": {"target_recall": cv["target_recall"], "chosen_on": "out-of-fold predictions"},
     }
-    model = fit_grader(config, x, y, metadata=metadata, windows=w)
+    model, y = fit_on_fields(config, pairs, windows=windows, metadata=metadata)
+    model.metadata["training"]["cells"] = int(len(y))
     model.threshold = float(cv["threshold"])
     sha = model.save(args.out)
     print(f"{args.out}: {len(y)} training detections, threshold {model.threshold:.4f}, sha256 {sha}")

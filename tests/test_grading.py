@@ -226,7 +226,7 @@ def test_fusion_grader_trains_saves_loads_and_grades_cached_parts_like_crops(tmp
     np.testing.assert_allclose(loaded.kind.probabilities(loaded, *parts), proba, atol=1e-5)
     # the abnormal logit mixes the trees' and the CNN's with the card's weight
     weight = loaded.model_config["cnn_weight"]
-    trees_logit = loaded.boost.abnormal_logit(descriptors)
+    trees_logit = loaded.boost.parts(descriptors)[1]
     assert 0 < weight < 1 and not np.allclose(parts[1], trees_logit)
     with pytest.raises(ValueError, match="windows"):
         fit_grader(config, descriptors, targets)
@@ -326,3 +326,77 @@ def test_training_copies_describe_the_same_detections_on_the_field_recolored(tmp
     )
     pairs = training_pairs(fields, descriptors, recolored, [0])
     assert [f.name for f, _ in pairs] == ["f"] * 3 and pairs[2][1] is recolored[1][0]
+
+
+# ------------------------------------------------------------------- cells read in their field's context
+def test_a_field_reference_is_the_median_of_its_larger_cells_shrunk_towards_the_typical_field():
+    from napari_cervix.cells.descriptors import descriptor_names
+    from napari_cervix.grading.context import TYPICAL_WEIGHT, field_reference, in_field_context, typical_reference
+
+    width, cell = len(descriptor_names()), descriptor_names().index("cell_fraction")
+    typical = np.zeros(width, np.float32)
+    field = np.random.default_rng(0).normal(5, 1, (400, width)).astype(np.float32)
+    field[:200, cell] = 0.05  # leukocytes: little or no cytoplasm; their other descriptors far off too
+    field[:200, :cell] += 50
+    reference = field_reference(field, typical)
+    np.testing.assert_allclose(reference, np.median(field[200:], 0) * 200 / (200 + TYPICAL_WEIGHT), rtol=1e-5)
+    # a lone cell is not its own reference: mostly the typical field's
+    lone = np.full((1, width), 8.0, np.float32)
+    np.testing.assert_allclose(field_reference(lone, typical), 8.0 / (1 + TYPICAL_WEIGHT), rtol=1e-6)
+    features = in_field_context(field, typical)
+    assert features.shape == (400, 2 * width)
+    np.testing.assert_allclose(features[:, :width], field)
+    np.testing.assert_allclose(features[:, width:], field - reference, atol=1e-4)
+    fields = [np.full((n, width), v, np.float32) for n, v in ((2, 1.0), (50, 3.0), (9, 10.0))]
+    np.testing.assert_allclose(typical_reference([*fields, np.zeros((0, width))]), 3.0)  # each field counts once
+    with pytest.raises(ValueError, match="no field"):
+        typical_reference([np.zeros((0, width))])
+
+
+def _context_grader(tmp_path):
+    """A grader with field context, trained on 7 fields of synthetic windows whose stain is scaled per field
+    (absolute colors mislead across fields, relative ones do not)."""
+    from napari_cervix.cells.classifier import load_grader
+    from napari_cervix.cells.descriptors import crop_descriptors, onehot_to_semantic
+    from napari_cervix.grading.cric_cells import FieldCells
+    from napari_cervix.grading.train import fit_on_fields, recipe
+
+    crops, masks, targets = _window_cells()
+    pairs = []
+    for f in range(7):
+        keep = np.arange(f, len(targets), 7)
+        scaled = np.clip(crops[keep] * (0.75 + 0.07 * f), 0, 1)
+        empty = np.zeros(0, np.int64)
+        field = FieldCells(f"f{f}", keep + 1, np.zeros((len(keep), 2)), targets[keep], empty, empty, np.zeros((0, 2)))
+        pairs.append((field, crop_descriptors(scaled, onehot_to_semantic(masks[keep]))))
+    config = recipe(size=32, boost_iterations=20, extra={"field_context": True})
+    grader, y = fit_on_fields(config, pairs, log=lambda m: None)
+    assert len(y) == len(targets) and grader.model_config["field_context"] is True
+    grader.save(tmp_path / "context.safetensors")
+    loaded = load_grader(str(tmp_path / "context.safetensors"))
+    np.testing.assert_array_equal(loaded.boost.typical, grader.boost.typical)
+    return loaded, crops, masks
+
+
+def test_a_grader_with_field_context_reads_a_cell_by_the_others_of_its_field(tmp_path):
+    grader, crops, masks = _context_grader(tmp_path)
+    alone = grader.predict_proba(crops[:14], masks[:14])
+    np.testing.assert_allclose(alone.sum(1), 1, atol=1e-5)
+    darker = np.concatenate([crops[:14], np.repeat(crops[6:7] * 0.6, 60, axis=0)])  # among many dark nuclei
+    among = grader.predict_proba(darker, np.concatenate([masks[:14], np.repeat(masks[6:7], 60, axis=0)]))[:14]
+    assert np.abs(among - alone).max() > 1e-3
+
+
+def test_classify_cells_grades_all_of_an_image_as_one_field_whatever_its_batches(
+    tmp_path, monkeypatch, rgb_field, analyzed
+):
+    """The field context is the whole image's cells, not a batch's: batches of 2 give what one batch gives."""
+    from napari_cervix.cells import classify
+
+    grader = _context_grader(tmp_path)[0]
+    whole = classify.classify_cells(rgb_field, analyzed.cells, analyzed.nuclei, grader)
+    monkeypatch.setattr(classify, "BATCH", 2)
+    steps = []
+    batched = classify.classify_cells(rgb_field, analyzed.cells, analyzed.nuclei, grader, progress=steps.append)
+    assert len(analyzed.cells) > 2 and len(steps) > 2  # progress per batch
+    np.testing.assert_allclose(batched["p_reviewable"], whole["p_reviewable"], atol=1e-6)

@@ -102,7 +102,6 @@ def classify_cells_steps(
     mask_fn = mask_fn or otsu_semantic_mask
     # Given nuclei always shape the table's columns; the crops' masks use them only where the model allows.
     crop_nuclei = nuclei if classifier.uses_given_nuclei else None
-    proba = np.zeros((total, len(classifier.classes)), np.float32)
     # Bethesda grading looks at a window centred on the nucleus, Herlev-style kinds at the cell's box.
     centred = getattr(classifier.kind, "crop", "cell") == "nucleus"
     if centred:  # one union of the nuclei for every batch's centres and window masks
@@ -110,17 +109,12 @@ def classify_cells_steps(
     centres = cell_nucleus_centres(table, cells, crop_nuclei) if centred else None
     # A grader trained on white-balanced fields sees this one white-balanced too (its card says so).
     gains = white_balance_gains(image) if classifier.model_config.get("white_balance") else None
+    if centred:  # graded together: a grader may read each cell relative to the image's others
+        proba = yield from _grade_centred(image, table, cells, nuclei, centres, classifier, gains)
+        return add_predictions(table, classifier, proba)
+    proba = np.zeros((total, len(classifier.classes)), np.float32)
     for start in range(0, total, BATCH):
         part = table.iloc[start : start + BATCH]
-        if centred:
-            where = centres[start : start + BATCH]
-            crops = nucleus_crops(image, where, classifier.size, classifier.channels, gains)
-            masks = (
-                window_masks(cells, part["label"], nuclei, where, classifier.size) if classifier.needs_masks else None
-            )
-            proba[start : start + len(part)] = classifier.predict_proba(crops, masks)
-            yield Progress(min(start + BATCH, total), total)
-            continue
         crops, masks = cell_crops(
             image,
             part,
@@ -135,6 +129,23 @@ def classify_cells_steps(
         proba[start : start + len(part)] = classifier.predict_proba(crops, masks)
         yield Progress(min(start + BATCH, total), total)
     return add_predictions(table, classifier, proba)
+
+
+def _grade_centred(image, table, cells, nuclei, centres, classifier, gains) -> Generator[Progress, None, np.ndarray]:
+    """Probabilities of every cell from nucleus-centred windows: each batch's :meth:`cell_parts` (the slow
+    part, with progress), then one :meth:`grade` of all of them (a grader with a field context compares
+    each cell with the image's others, see :mod:`napari_cervix.grading.context`)."""
+    total, kind, parts = len(table), classifier.kind, []
+    for start in range(0, total, BATCH):
+        where = centres[start : start + BATCH]
+        crops = nucleus_crops(image, where, classifier.size, classifier.channels, gains)
+        labels = table["label"].iloc[start : start + BATCH]
+        masks = window_masks(cells, labels, nuclei, where, classifier.size) if classifier.needs_masks else None
+        parts.append(kind.cell_parts(classifier, crops, masks))
+        yield Progress(min(start + BATCH, total), total)
+    if not parts:
+        return np.zeros((0, len(classifier.classes)), np.float32)
+    return kind.grade(classifier, {key: np.concatenate([p[key] for p in parts]) for key in parts[0]})
 
 
 def add_predictions(table: pd.DataFrame, classifier, proba: np.ndarray) -> pd.DataFrame:
@@ -170,7 +181,9 @@ def classify_cells(
     classifier name, ``"default"``, a safetensors file or a loaded classifier. An image without cells gives
     an empty table (with all columns); mismatched shapes raise :class:`~napari_cervix.imaging.ImageError`.
     ``tta`` overrides the model's number of test-time flips/rotations (8 for the shipped models, which is
-    what their validation figures used; 1 is 8× faster on a CPU).
+    what their validation figures used; 1 is 8× faster on a CPU). A Bethesda grader with a field context
+    (the shipped one) reads each cell relative to the other cells given: pass all of a field's cells, not a
+    few picked ones (a few cells are compared with a typical training field instead).
     """
     from ..tiling import run_to_end
 

@@ -162,12 +162,33 @@ def training_pairs(fields, descriptors, recolored, keep) -> list:
     return [(fields[k], per_field[k]) for per_field in (descriptors, *recolored) for k in keep]
 
 
+def fit_on_fields(config, pairs, windows=None, metadata: dict | None = None, log=print):
+    """(grader, training targets) fitted on the training detections (:func:`training_set`) of ``pairs`` =
+    [(FieldCells, descriptors)] (:func:`training_pairs`; ``windows``: the fields' :func:`field_windows`
+    for a kind with a CNN). With the recipe's ``field_context`` each field's descriptors are read relative
+    to the field (:mod:`.context`), the typical reference taken over these training fields."""
+    from .context import in_field_context, typical_reference
+
+    typical = typical_reference([d for _, d in pairs]) if config.extra.get("field_context") else None
+    if typical is not None:
+        pairs = [(field, in_field_context(d, typical)) for field, d in pairs]
+    x, y, w = training_set(pairs, config.seed, windows=windows)
+    return fit_grader(config, x, y, metadata=metadata, windows=w, typical=typical, log=log), y
+
+
 def fit_grader(
-    config, descriptors: np.ndarray, targets: np.ndarray, metadata: dict | None = None, windows=None, log=print
+    config,
+    descriptors: np.ndarray,
+    targets: np.ndarray,
+    metadata: dict | None = None,
+    windows=None,
+    typical: np.ndarray | None = None,
+    log=print,
 ):
     """A Bethesda classifier (:class:`~napari_cervix.cells.classifier.CellClassifier`) whose trees are fitted
     on ``descriptors`` with output-class indices ``targets``; for a kind with a CNN, the CNN is trained on
-    ``windows`` = (crops, masks) of the same cells (:func:`field_windows`)."""
+    ``windows`` = (crops, masks) of the same cells (:func:`field_windows`). ``typical``: the trees read
+    each field in its context (:mod:`.context`) and ``descriptors`` are already so (:func:`fit_on_fields`)."""
     from ..cells.classifier import CellClassifier
     from ..cells.training import train_network
     from ..kinds import cell_kind
@@ -193,7 +214,7 @@ def fit_grader(
         channels=config.channels,
         tta=config.tta,
         model_config=config.model_config(),
-        boost=fit_grading_trees(config, descriptors, targets, is_abnormal),
+        boost=fit_grading_trees(config, descriptors, targets, is_abnormal, typical),
         metadata=metadata,
     )
 

@@ -1,8 +1,10 @@
 """The Bethesda grader's two sets of boosted trees: which grade (multi-class) and whether abnormal (binary).
 
 Stored as plain arrays (``boost.*`` and ``abnormal.*`` in the weights file, see
-:class:`~napari_cervix.cells.boosting.BoostedTrees`); :meth:`GradingTrees.predict_proba` gives class
-probabilities whose abnormal classes sum to the calibrated binary probability.
+:class:`~napari_cervix.cells.boosting.BoostedTrees`, and ``context.typical`` for trees that read the
+descriptors in their field's context, see :mod:`.context`); :meth:`GradingTrees.parts` gives the class
+shares and the abnormal logit that :func:`scaled_to_abnormal` turns into class probabilities whose abnormal
+classes sum to the calibrated binary probability.
 """
 
 from __future__ import annotations
@@ -18,23 +20,37 @@ from ..cells.boosting import BoostedTrees, fit_boosted_trees
 class GradingTrees:
     classes: BoostedTrees  # N × classes probabilities
     abnormal: BoostedTrees  # binary: P(abnormal)
+    typical: np.ndarray | None = None  # the training fields' typical reference; None: no field context
 
-    def abnormal_logit(self, descriptors: np.ndarray) -> np.ndarray:
-        return self.abnormal.raw_scores(descriptors)[:, 0]
+    def features(self, descriptors: np.ndarray) -> np.ndarray:
+        """What the trees read of one field's detections (N × D descriptors): the descriptors, and for
+        trees with a field context the same relative to the field (:func:`.context.in_field_context`)."""
+        if self.typical is None:
+            return np.asarray(descriptors, np.float32)
+        from .context import in_field_context
 
-    def predict_proba(self, descriptors: np.ndarray, is_abnormal: np.ndarray, calibration=(1.0, 0.0)):
-        """Class probabilities: the class trees' shares within the abnormal and within the other classes,
-        scaled to the binary trees' calibrated P(abnormal) (see :func:`scaled_to_abnormal`)."""
-        return scaled_to_abnormal(
-            self.classes.predict_proba(descriptors), self.abnormal_logit(descriptors), is_abnormal, calibration
-        )
+        return in_field_context(descriptors, self.typical)
+
+    def parts(self, descriptors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(class shares N × classes, uncalibrated abnormal logit N) of one field's detections (N × D
+        descriptors: all of them, the field context is taken over them)."""
+        features = self.features(descriptors)
+        return self.classes.predict_proba(features), self.abnormal.raw_scores(features)[:, 0]
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {**self.classes.to_arrays("boost."), **self.abnormal.to_arrays("abnormal.")}
+        arrays = {**self.classes.to_arrays("boost."), **self.abnormal.to_arrays("abnormal.")}
+        if self.typical is not None:
+            arrays["context.typical"] = np.asarray(self.typical, np.float32)
+        return arrays
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> GradingTrees:
-        return cls(BoostedTrees.from_arrays(arrays, "boost."), BoostedTrees.from_arrays(arrays, "abnormal."))
+        typical = arrays.get("context.typical")
+        return cls(
+            BoostedTrees.from_arrays(arrays, "boost."),
+            BoostedTrees.from_arrays(arrays, "abnormal."),
+            None if typical is None else np.asarray(typical, np.float32),
+        )
 
 
 def scaled_to_abnormal(shares: np.ndarray, logit: np.ndarray, is_abnormal: np.ndarray, calibration=(1.0, 0.0)):
@@ -49,10 +65,15 @@ def scaled_to_abnormal(shares: np.ndarray, logit: np.ndarray, is_abnormal: np.nd
     return out.astype(np.float32)
 
 
-def fit_grading_trees(config, descriptors: np.ndarray, targets: np.ndarray, is_abnormal: np.ndarray) -> GradingTrees:
-    """Both sets of trees on the same descriptors (``targets``: output-class indices)."""
+def fit_grading_trees(
+    config, features: np.ndarray, targets: np.ndarray, is_abnormal: np.ndarray, typical: np.ndarray | None = None
+) -> GradingTrees:
+    """Both sets of trees on the same features (``targets``: output-class indices); ``features`` are what
+    :meth:`GradingTrees.features` gives of each field (in their field's context when ``typical`` is given)."""
     binary = np.asarray(is_abnormal)[targets].astype(np.int64)
-    return GradingTrees(fit_boosted_trees(config, descriptors, targets), fit_boosted_trees(config, descriptors, binary))
+    return GradingTrees(
+        fit_boosted_trees(config, features, targets), fit_boosted_trees(config, features, binary), typical
+    )
 
 
 def fit_calibration(logits: np.ndarray, positive: np.ndarray) -> tuple[float, float]:

@@ -8,6 +8,11 @@ cell), so training and inference describe a cell the same way. Outputs the six B
 debris), so those stay out of review. Trained on CRIC Cervix's graded cells as the detector finds them
 (``grading/cric_cells.py``).
 
+A cell is read in its field's context as well (``field_context``, :mod:`~napari_cervix.grading.context`):
+its descriptors minus the median of the field's squamous-looking detections, as the Bethesda criteria
+compare a nucleus with the smear's normal intermediate nuclei; all of an image's cells are therefore
+graded together (:meth:`cell_parts` batch by batch, then one :meth:`grade`).
+
 Two sets of trees share the descriptors: six-plus-one-class trees say *which* grade, binary trees trained for
 abnormal vs not say *whether* (on CRIC's folds the binary ranking had the higher AUC: 0.904 against 0.895);
 the class probabilities are scaled so the abnormal ones sum to the binary ``p_abnormal``.
@@ -48,8 +53,9 @@ class BethesdaBoost(ClassifierKind):
         "target_recall": 0.95,
         "tta": 1,
         # Another lab's colors (grading/recolor.py): crops white-balanced by the field's glass, and the trees
-        # trained on each field as it is plus two copies recolored as another stain and light.
-        "extra": {"white_balance": True, "recolored_copies": 2},
+        # trained on each field as it is plus two copies recolored as another stain and light. Each cell
+        # read relative to its field's others too (grading/context.py), as the Bethesda criteria read it.
+        "extra": {"white_balance": True, "recolored_copies": 2, "field_context": True},
     }
 
     def output_space(self):
@@ -67,6 +73,8 @@ class BethesdaBoost(ClassifierKind):
             "boost": boost_settings(config),
             # Crops scaled so the field's glass is white (grading/recolor.py), in training and at inference.
             "white_balance": bool(config.extra.get("white_balance", False)),
+            # Descriptors relative to the field's (grading/context.py); the typical reference is in the weights.
+            "field_context": bool(config.extra.get("field_context", False)),
         }
 
     def load_parts(self, tensors: dict) -> dict:
@@ -75,18 +83,29 @@ class BethesdaBoost(ClassifierKind):
         return {"boost": GradingTrees.from_arrays({k: v.numpy() for k, v in tensors.items()})}
 
     def predict(self, classifier, crops, masks, mask_fn=None):
+        """Probabilities of the cells of one field (or slide tile): all of them at once, since a grader with a
+        field context reads each cell relative to the others (see :meth:`grade`)."""
+        return self.grade(classifier, self.cell_parts(classifier, crops, masks))
+
+    def cell_parts(self, classifier, crops, masks) -> dict[str, np.ndarray]:
+        """What grading needs of each cell of a batch of windows (the slow part, run batch by batch with
+        progress): its descriptors; concatenated over all of the field's batches they go to :meth:`grade`."""
         from ..cells.descriptors import crop_descriptors, onehot_to_semantic
 
         if masks is None:
             raise ValueError("the Bethesda classifier needs each crop's nucleus/cell mask (N × 2 × S × S)")
-        descriptors = crop_descriptors(crops, onehot_to_semantic(masks))
-        return self.probabilities(classifier, *self.grade_parts(classifier, descriptors, crops, masks))
+        return {"descriptors": crop_descriptors(crops, onehot_to_semantic(masks))}
+
+    def grade(self, classifier, parts: dict[str, np.ndarray]) -> np.ndarray:
+        """Class probabilities of all of a field's cells from their :meth:`cell_parts`."""
+        return self.probabilities(classifier, *self.grade_parts(classifier, parts["descriptors"]))
 
     def grade_parts(self, classifier, descriptors, crops=None, masks=None) -> tuple[np.ndarray, np.ndarray]:
-        """(class shares N × classes, uncalibrated abnormal logit N) of cells given by their descriptors
-        (and, for kinds with a CNN, their crops and masks): what :meth:`probabilities` calibrates. The
-        cross-validation calls it on cached descriptors, so training and inference share one path."""
-        return classifier.boost.classes.predict_proba(descriptors), classifier.boost.abnormal_logit(descriptors)
+        """(class shares N × classes, uncalibrated abnormal logit N) of one field's cells given by their
+        descriptors (and, for kinds with a CNN, their crops and masks): what :meth:`probabilities`
+        calibrates. The cross-validation calls it on each field's cached descriptors, so training and
+        inference share one path."""
+        return classifier.boost.parts(descriptors)
 
     def probabilities(self, classifier, shares, logit, calibration=None) -> np.ndarray:
         """Class probabilities from :meth:`grade_parts`: the abnormal classes sum to the calibrated
@@ -99,6 +118,8 @@ class BethesdaBoost(ClassifierKind):
         return scaled_to_abnormal(shares, logit, classifier.abnormal_mask, calibration)
 
     def fit(self, config, classifier, crops, targets, mask_fn=None, masks=None) -> dict:
+        """Trees on the crops' descriptors, without a field context: the crops come from no one field
+        (``grading/train.py`` fits the shipped grader field by field)."""
         from ..cells.descriptors import crop_descriptors, onehot_to_semantic
         from ..grading.trees import fit_grading_trees
 

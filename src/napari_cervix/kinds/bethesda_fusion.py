@@ -43,9 +43,17 @@ class BethesdaFusion(BethesdaBoost):
         """The CNN's class probabilities (N × classes) of the windows and their masks."""
         return classifier._run(lambda x, m: classifier.network(x, m).softmax(1), crops, masks)
 
-    def grade_parts(self, classifier, descriptors, crops=None, masks=None):
+    def cell_parts(self, classifier, crops, masks) -> dict[str, np.ndarray]:
+        return {**super().cell_parts(classifier, crops, masks), "cnn": self.cnn_shares(classifier, crops, masks)}
+
+    def grade(self, classifier, parts: dict[str, np.ndarray]) -> np.ndarray:
+        return self.probabilities(classifier, *self.grade_parts(classifier, parts["descriptors"], cnn=parts["cnn"]))
+
+    def grade_parts(self, classifier, descriptors, crops=None, masks=None, cnn=None):
+        """As the trees' :meth:`~.bethesda.BethesdaBoost.grade_parts`, averaged with the CNN's class
+        probabilities of the windows (``cnn``: already computed, else from ``crops`` and ``masks``)."""
         tree_shares, tree_logit = super().grade_parts(classifier, descriptors)
-        cnn = self.cnn_shares(classifier, crops, masks)
+        cnn = self.cnn_shares(classifier, crops, masks) if cnn is None else cnn
         p_cnn = np.clip(cnn[:, classifier.abnormal_mask].sum(axis=1), 1e-6, 1 - 1e-6)
         weight = float(classifier.model_config.get("cnn_weight", 0.5))
         logit = (1 - weight) * tree_logit + weight * np.log(p_cnn / (1 - p_cnn))
