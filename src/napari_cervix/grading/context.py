@@ -7,8 +7,7 @@ descriptors are given twice to the trees: as measured, and minus the field's ref
 descriptor of the field's squamous-looking detections (every detection of the image graded together: a
 field, or a slide's tile). Squamous-looking: a cell at least as large as the field's median detection's
 (``cell_fraction`` of the window); leukocytes and debris, often most of a field's detections, have little
-or no cytoplasm. On CRIC's field-grouped CV (one run each, README) every reference tried raised the
-specificity at recall 0.95 from 0.633 to 0.68–0.72 and halved the false alarms per NILM-only field.
+or no cytoplasm (the README gives the cross-validated effect of the context).
 
 A field with few detections has a noisy median, and a lone cell would be compared with itself (every
 relative descriptor zero). The reference is therefore shrunk towards the training fields' typical one,
