@@ -6,6 +6,7 @@ changes what a shipped model returns fails CI. Re-run it only when shipped weigh
 
     .venv/bin/python scripts/make_reference_outputs.py          # everything anew
     .venv/bin/python scripts/make_reference_outputs.py --add    # a newly shipped model only
+    .venv/bin/python scripts/make_reference_outputs.py --again NAME   # only NAME, retrained and shipped anew
 
 Inputs are generated smears stored in the file itself, so a change to the generator cannot hide a
 change of the models. Semantic models run in float32 (bf16 results depend on the CPU).
@@ -102,10 +103,18 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--add", action="store_true", help="keep the file's inputs and recorded models; record only new models"
     )
+    parser.add_argument(
+        "--again",
+        nargs="+",
+        metavar="NAME",
+        default=(),
+        help="keep the file's inputs and the other models' outputs; record these models anew",
+    )
     args = parser.parse_args(argv)
-    if args.add and args.out.exists():
+    if (args.add or args.again) and args.out.exists():
         with np.load(args.out, allow_pickle=False) as npz:
-            data = {key: npz[key] for key in npz.files}
+            kept = [key for key in npz.files if key.startswith("input/") or key.split("/")[1] not in args.again]
+            data = {key: npz[key] for key in kept}
         recorded = frozenset(k.split("/")[1] for k in data if not k.startswith("input/"))
     else:
         data, recorded = inputs(), frozenset()

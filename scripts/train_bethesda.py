@@ -16,6 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
+from napari_cervix.grading.context import reference_name
 from napari_cervix.grading.train import field_windows, fit_on_fields, grading_inputs, recipe, training_pairs
 
 
@@ -42,7 +43,8 @@ def main() -> None:
             "data": ["CRIC Cervix fields (Rezende et al., Sci. Data 8:151, 2021; CC BY 4.0), all 148"],
             "detector": "default semantic model (unet-mobilenet_v2-rgb) + cells_from_semantic",
             "recolored_copies": int(config.extra.get("recolored_copies", 0)),  # another lab's colors, per field
-            "field_context": bool(config.extra.get("field_context", False)),  # cells read relative to their field
+            # cells read relative to their field's reference cells (grading/context.py), by name
+            "field_context": reference_name(config.extra.get("field_context")) or False,
         },
         "validation": {
             "images": [],

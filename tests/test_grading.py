@@ -338,12 +338,12 @@ def test_a_field_reference_is_the_median_of_its_larger_cells_shrunk_towards_the_
     field = np.random.default_rng(0).normal(5, 1, (400, width)).astype(np.float32)
     field[:200, cell] = 0.05  # leukocytes: little or no cytoplasm; their other descriptors far off too
     field[:200, :cell] += 50
-    reference = field_reference(field, typical)
+    reference = field_reference(field, typical, "large_cells")
     np.testing.assert_allclose(reference, np.median(field[200:], 0) * 200 / (200 + TYPICAL_WEIGHT), rtol=1e-5)
     # a lone cell is not its own reference: mostly the typical field's
     lone = np.full((1, width), 8.0, np.float32)
     np.testing.assert_allclose(field_reference(lone, typical), 8.0 / (1 + TYPICAL_WEIGHT), rtol=1e-6)
-    features = in_field_context(field, typical)
+    features = in_field_context(field, typical, "large_cells")
     assert features.shape == (400, 2 * width)
     np.testing.assert_allclose(features[:, :width], field)
     np.testing.assert_allclose(features[:, width:], field - reference, atol=1e-4)
@@ -351,6 +351,34 @@ def test_a_field_reference_is_the_median_of_its_larger_cells_shrunk_towards_the_
     np.testing.assert_allclose(typical_reference([*fields, np.zeros((0, width))]), 3.0)  # each field counts once
     with pytest.raises(ValueError, match="no field"):
         typical_reference([np.zeros((0, width))])
+
+
+def test_the_intermediate_reference_is_not_pulled_by_a_field_full_of_enlarged_nuclei():
+    """A field of normal cells and as many abnormal ones (enlarged nuclei: higher N/C, darker): the large-cell
+    median lands between them, the intermediate reference stays on the normal cells."""
+    from napari_cervix.cells.descriptors import descriptor_names
+    from napari_cervix.grading.context import field_reference, reference_name
+
+    names = descriptor_names()
+    width, cell, ratio = len(names), names.index("cell_fraction"), names.index("nc_ratio")
+    rng = np.random.default_rng(1)
+    field = rng.normal(0, 0.01, (300, width)).astype(np.float32)
+    field[:, cell] = 0.6  # every detection a large squamous cell
+    field[:150, ratio] += 0.1  # normal: small N/C …
+    field[150:, ratio] += 0.4  # … abnormal: enlarged nuclei, their other descriptors moved too
+    field[150:, :cell] += 1.0
+    typical = np.median(field[:150], axis=0)
+    normal = np.median(field[:150], axis=0)
+    intermediate = field_reference(field, typical, "intermediate")
+    large = field_reference(field, typical, "large_cells")
+    assert np.abs(intermediate[:cell] - normal[:cell]).max() < 0.05
+    assert np.abs(large[:cell] - normal[:cell]).min() > 0.3
+    assert abs(intermediate[ratio] - 0.1) < 0.02 and large[ratio] > 0.2
+    # cards: session 19's graders say True (their reference was the large cells); False/None: no context
+    assert reference_name(True) == "large_cells" and reference_name("intermediate") == "intermediate"
+    assert reference_name(False) is None and reference_name(None) is None
+    with pytest.raises(ValueError, match="unknown field reference"):
+        reference_name("smallest")
 
 
 def _context_grader(tmp_path):
@@ -369,9 +397,9 @@ def _context_grader(tmp_path):
         empty = np.zeros(0, np.int64)
         field = FieldCells(f"f{f}", keep + 1, np.zeros((len(keep), 2)), targets[keep], empty, empty, np.zeros((0, 2)))
         pairs.append((field, crop_descriptors(scaled, onehot_to_semantic(masks[keep]))))
-    config = recipe(size=32, boost_iterations=20, extra={"field_context": True})
+    config = recipe(size=32, boost_iterations=20, extra={"field_context": "intermediate"})
     grader, y = fit_on_fields(config, pairs, log=lambda m: None)
-    assert len(y) == len(targets) and grader.model_config["field_context"] is True
+    assert len(y) == len(targets) and grader.model_config["field_context"] == "intermediate"
     grader.save(tmp_path / "context.safetensors")
     loaded = load_grader(str(tmp_path / "context.safetensors"))
     np.testing.assert_array_equal(loaded.boost.typical, grader.boost.typical)

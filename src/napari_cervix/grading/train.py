@@ -167,11 +167,12 @@ def fit_on_fields(config, pairs, windows=None, metadata: dict | None = None, log
     [(FieldCells, descriptors)] (:func:`training_pairs`; ``windows``: the fields' :func:`field_windows`
     for a kind with a CNN). With the recipe's ``field_context`` each field's descriptors are read relative
     to the field (:mod:`.context`), the typical reference taken over these training fields."""
-    from .context import in_field_context, typical_reference
+    from .context import in_field_context, reference_name, typical_reference
 
-    typical = typical_reference([d for _, d in pairs]) if config.extra.get("field_context") else None
+    reference = reference_name(config.extra.get("field_context"))
+    typical = typical_reference([d for _, d in pairs], reference) if reference else None
     if typical is not None:
-        pairs = [(field, in_field_context(d, typical)) for field, d in pairs]
+        pairs = [(field, in_field_context(d, typical, reference)) for field, d in pairs]
     x, y, w = training_set(pairs, config.seed, windows=windows)
     return fit_grader(config, x, y, metadata=metadata, windows=w, typical=typical, log=log), y
 

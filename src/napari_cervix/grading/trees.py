@@ -22,19 +22,22 @@ class GradingTrees:
     abnormal: BoostedTrees  # binary: P(abnormal)
     typical: np.ndarray | None = None  # the training fields' typical reference; None: no field context
 
-    def features(self, descriptors: np.ndarray) -> np.ndarray:
+    def features(self, descriptors: np.ndarray, reference: str | None = None) -> np.ndarray:
         """What the trees read of one field's detections (N × D descriptors): the descriptors, and for
-        trees with a field context the same relative to the field (:func:`.context.in_field_context`)."""
+        trees with a field context the same relative to the field's ``reference`` detections (the card's
+        ``field_context``, see :func:`.context.reference_name`; :func:`.context.in_field_context`)."""
         if self.typical is None:
             return np.asarray(descriptors, np.float32)
         from .context import in_field_context
 
-        return in_field_context(descriptors, self.typical)
+        if reference is None:
+            raise ValueError("these trees read cells in their field's context: name the field reference")
+        return in_field_context(descriptors, self.typical, reference)
 
-    def parts(self, descriptors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def parts(self, descriptors: np.ndarray, reference: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(class shares N × classes, uncalibrated abnormal logit N) of one field's detections (N × D
-        descriptors: all of them, the field context is taken over them)."""
-        features = self.features(descriptors)
+        descriptors: all of them, the field context is taken over them; ``reference``: see :meth:`features`)."""
+        features = self.features(descriptors, reference)
         return self.classes.predict_proba(features), self.abnormal.raw_scores(features)[:, 0]
 
     def to_arrays(self) -> dict[str, np.ndarray]:

@@ -9,9 +9,9 @@ debris), so those stay out of review. Trained on CRIC Cervix's graded cells as t
 (``grading/cric_cells.py``).
 
 A cell is read in its field's context as well (``field_context``, :mod:`~napari_cervix.grading.context`):
-its descriptors minus the median of the field's squamous-looking detections, as the Bethesda criteria
-compare a nucleus with the smear's normal intermediate nuclei; all of an image's cells are therefore
-graded together (:meth:`cell_parts` batch by batch, then one :meth:`grade`).
+its descriptors minus the median of the field's detections that look like its normal intermediate cells,
+as the Bethesda criteria compare a nucleus with the smear's normal intermediate nuclei; all of an image's
+cells are therefore graded together (:meth:`cell_parts` batch by batch, then one :meth:`grade`).
 
 Two sets of trees share the descriptors: six-plus-one-class trees say *which* grade, binary trees trained for
 abnormal vs not say *whether* (on CRIC's folds the binary ranking had the higher AUC: 0.904 against 0.895);
@@ -54,8 +54,9 @@ class BethesdaBoost(ClassifierKind):
         "tta": 1,
         # Another lab's colors (grading/recolor.py): crops white-balanced by the field's glass, and the trees
         # trained on each field as it is plus two copies recolored as another stain and light. Each cell
-        # read relative to its field's others too (grading/context.py), as the Bethesda criteria read it.
-        "extra": {"white_balance": True, "recolored_copies": 2, "field_context": True},
+        # read relative to its field's normal-intermediate-looking cells too (grading/context.py), as the
+        # Bethesda criteria read it.
+        "extra": {"white_balance": True, "recolored_copies": 2, "field_context": "intermediate"},
     }
 
     def output_space(self):
@@ -66,6 +67,7 @@ class BethesdaBoost(ClassifierKind):
 
     def model_config(self, config) -> dict:
         from ..cells.boosting import boost_settings
+        from ..grading.context import reference_name
 
         return {
             "crop": self.crop,
@@ -73,8 +75,9 @@ class BethesdaBoost(ClassifierKind):
             "boost": boost_settings(config),
             # Crops scaled so the field's glass is white (grading/recolor.py), in training and at inference.
             "white_balance": bool(config.extra.get("white_balance", False)),
-            # Descriptors relative to the field's (grading/context.py); the typical reference is in the weights.
-            "field_context": bool(config.extra.get("field_context", False)),
+            # Descriptors relative to the field's reference cells, by name (grading/context.py; False: none);
+            # the typical reference is in the weights.
+            "field_context": reference_name(config.extra.get("field_context")) or False,
         }
 
     def load_parts(self, tensors: dict) -> dict:
@@ -105,7 +108,9 @@ class BethesdaBoost(ClassifierKind):
         descriptors (and, for kinds with a CNN, their crops and masks): what :meth:`probabilities`
         calibrates. The cross-validation calls it on each field's cached descriptors, so training and
         inference share one path."""
-        return classifier.boost.parts(descriptors)
+        from ..grading.context import reference_name
+
+        return classifier.boost.parts(descriptors, reference_name(classifier.model_config.get("field_context")))
 
     def probabilities(self, classifier, shares, logit, calibration=None) -> np.ndarray:
         """Class probabilities from :meth:`grade_parts`: the abnormal classes sum to the calibrated
