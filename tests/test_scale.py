@@ -59,6 +59,20 @@ def test_the_estimate_is_not_fooled_by_fragmented_large_nuclei():
     assert factor == pytest.approx(0.4, rel=0.12)
 
 
+def test_a_far_shrunk_probe_with_a_few_clusters_left_does_not_win():
+    """Small nuclei (the field at 0.75× of training) and six dark clusters: shrunk to a quarter, the nuclei
+    become specks and the clusters alone look like nuclei of the known size, a self-consistent but wrong
+    estimate; that probe found a sliver of the nuclei the other probes found, so it cannot win."""
+    image = _nuclei_image(radius=RADIUS * 0.75, side=480)
+    for y in (80, 240, 400):
+        for x in (120, 360):
+            rr, cc = disk((y, x), 4 * RADIUS, shape=image.shape)
+            image[rr, cc] = 0.2
+    factor, _, probes = estimate_factor(image, _threshold, REFERENCE)
+    assert probes[0.25] == pytest.approx(0.25, rel=0.15)  # the clusters alone: consistent with themselves
+    assert factor == pytest.approx(1 / 0.75, rel=0.12)
+
+
 def test_a_given_pixel_size_sets_the_factor_exactly_and_bad_ones_are_refused():
     scale = plan_scale(None, 0.25, REFERENCE, None, pixel_size_um=0.5)
     assert (scale.factor, scale.source, scale.pixel_size_um) == (2.0, "given", 0.5)

@@ -12,7 +12,14 @@ The estimate (:func:`estimate_scale`) runs the model on the image resampled by a
 nucleus seen much larger than in training is broken into fragments by the network, so the probe at the
 image's own scale cannot tell a magnified image from one of tiny nuclei; a probe that shrinks the image
 far enough sees whole nuclei again. Each probe's own estimate is ``probe × sqrt(reference / measured)``;
-the probe whose estimate lies closest to itself (the network saw nuclei at the size it knows) wins.
+the probe whose estimate lies closest to itself (the network saw nuclei at the size it knows) wins —
+among the probes that still find at least :data:`MIN_COUNT_SHARE` of the median count of nuclei over the
+probes: shrunk too far, a field's nuclei fall below the speck size and vanish, and the handful of clusters
+left can pass the self-consistency test by chance (two CRIC fields at 0.75× were estimated 3.6× and 4.5×
+too magnified that way, their smallest probe finding 15–22 % of the median count), whereas a probe that
+sees a magnified field's nuclei whole counts about as many as the others once its fragments have merged
+(83–92 % of the median on the fields seen at 2.5×). The median, not the largest count, because a probe
+that fragments large nuclei inflates its count.
 Within :data:`DEAD_BAND` of 1 the image is left as it is: the models were trained with scale
 augmentation over that range, and resampling would only cost time and sharpness.
 
@@ -43,6 +50,9 @@ PROBE_FACTORS = (1.0, 0.63, 0.4, 0.25)
 MIN_NUCLEUS_AREA_PX = 30
 #: The estimate needs at least this many nuclei in a probe; fewer say nothing about the scale.
 MIN_NUCLEI = 5
+#: A probe that finds fewer than this share of the median count of nuclei over the probes lost them to the
+#: speck size: it says nothing about the scale (see the module docstring).
+MIN_COUNT_SHARE = 1 / 3
 #: The estimate looks at a central window of at most this many pixels a side (a whole slide tile or field
 #: holds enough nuclei; a larger image would only cost time).
 PROBE_SIDE = 2048
@@ -142,18 +152,24 @@ def estimate_factor(
 ) -> tuple[float | None, float | None, dict]:
     """(factor, the winning probe's median area, probes) bringing ``image`` to the scale at which
     ``find_nuclei`` (image → bool nucleus mask) sees nuclei of ``reference_area_px``; factor None when no
-    probe finds enough nuclei. ``probes`` maps each probe factor to its own estimate (None: too few nuclei)."""
-    probes, best = {}, None
+    probe finds enough nuclei. ``probes`` maps each probe factor to its own estimate (None: too few nuclei;
+    a probe with fewer than :data:`MIN_COUNT_SHARE` of the probes' median count keeps its estimate here but
+    cannot win)."""
+    probes, found, counts = {}, {}, []
     for probe in PROBE_FACTORS:
-        area, _ = median_nucleus_area(find_nuclei(resample(image, probe)))
-        if area is None:
-            probes[probe] = None
+        area, count = median_nucleus_area(find_nuclei(resample(image, probe)))
+        probes[probe] = None if area is None else probe * math.sqrt(reference_area_px / area)
+        counts.append(count)
+        if area is not None:
+            found[probe] = (area, count)
+    typical_count = float(np.median(counts))
+    best = None
+    for probe, (area, count) in found.items():
+        if count < MIN_COUNT_SHARE * typical_count:
             continue
-        estimate = probe * math.sqrt(reference_area_px / area)
-        probes[probe] = estimate
-        distance = abs(math.log(estimate / probe))
+        distance = abs(math.log(probes[probe] / probe))
         if best is None or distance < best[0]:
-            best = (distance, estimate, area)
+            best = (distance, probes[probe], area)
     if best is None:
         return None, None, probes
     factor = float(np.clip(best[1], *FACTOR_RANGE))
