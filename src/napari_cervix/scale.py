@@ -15,11 +15,11 @@ far enough sees whole nuclei again. Each probe's own estimate is ``probe × sqrt
 the probe whose estimate lies closest to itself (the network saw nuclei at the size it knows) wins —
 among the probes that still find at least :data:`MIN_COUNT_SHARE` of the median count of nuclei over the
 probes: shrunk too far, a field's nuclei fall below the speck size and vanish, and the handful of clusters
-left can pass the self-consistency test by chance (two CRIC fields at 0.75× were estimated 3.6× and 4.5×
-too magnified that way, their smallest probe finding 15–22 % of the median count), whereas a probe that
-sees a magnified field's nuclei whole counts about as many as the others once its fragments have merged
-(83–92 % of the median on the fields seen at 2.5×). The median, not the largest count, because a probe
-that fragments large nuclei inflates its count.
+left can pass the self-consistency test by chance (CRIC validation fields resampled to 0.75× were estimated
+up to 4.5× too magnified that way: ``benchmarks/real_fields.py --scales 0.75 --modes estimated`` before this
+rule), whereas a probe that sees a magnified field's nuclei whole counts about as many as the others once its
+fragments have merged. The median, not the largest count, because a probe that fragments large nuclei
+inflates its count.
 Within :data:`DEAD_BAND` of 1 the image is left as it is: the models were trained with scale
 augmentation over that range, and resampling would only cost time and sharpness.
 
