@@ -381,9 +381,9 @@ def test_the_intermediate_reference_is_not_pulled_by_a_field_full_of_enlarged_nu
         reference_name("smallest")
 
 
-def _context_grader(tmp_path):
+def _context_grader(tmp_path, **extra):
     """A grader with field context, trained on 7 fields of synthetic windows whose stain is scaled per field
-    (absolute colors mislead across fields, relative ones do not)."""
+    (absolute colors mislead across fields, relative ones do not); ``extra``: more of the recipe's extra."""
     from napari_cervix.cells.classifier import load_grader
     from napari_cervix.cells.descriptors import crop_descriptors, onehot_to_semantic
     from napari_cervix.grading.cric_cells import FieldCells
@@ -397,7 +397,7 @@ def _context_grader(tmp_path):
         empty = np.zeros(0, np.int64)
         field = FieldCells(f"f{f}", keep + 1, np.zeros((len(keep), 2)), targets[keep], empty, empty, np.zeros((0, 2)))
         pairs.append((field, crop_descriptors(scaled, onehot_to_semantic(masks[keep]))))
-    config = recipe(size=32, boost_iterations=20, extra={"field_context": "intermediate"})
+    config = recipe(size=32, boost_iterations=20, extra={"field_context": "intermediate", **extra})
     grader, y = fit_on_fields(config, pairs, log=lambda m: None)
     assert len(y) == len(targets) and grader.model_config["field_context"] == "intermediate"
     grader.save(tmp_path / "context.safetensors")
@@ -413,6 +413,39 @@ def test_a_grader_with_field_context_reads_a_cell_by_the_others_of_its_field(tmp
     darker = np.concatenate([crops[:14], np.repeat(crops[6:7] * 0.6, 60, axis=0)])  # among many dark nuclei
     among = grader.predict_proba(darker, np.concatenate([masks[:14], np.repeat(masks[6:7], 60, axis=0)]))[:14]
     assert np.abs(among - alone).max() > 1e-3
+
+
+def test_the_linear_score_normalizes_features_as_scikit_learn_and_mixes_into_the_abnormal_logit(tmp_path):
+    """A grader with a linear abnormal score beside its trees (grading/linear.py): saved and loaded, its
+    abnormal logit is the card's weighted mean of the trees' and the linear model's; the rank
+    normalization is scikit-learn's QuantileTransformer's, missing values at the median."""
+    from sklearn.preprocessing import QuantileTransformer
+
+    from napari_cervix.cells.descriptors import crop_descriptors, onehot_to_semantic
+    from napari_cervix.grading.linear import LinearScore
+
+    grader, crops, masks = _context_grader(tmp_path, linear_weight=0.5)
+    assert grader.model_config["linear_weight"] == 0.5 and grader.boost.linear is not None
+    descriptors = crop_descriptors(crops, onehot_to_semantic(masks))
+    features = grader.boost.features(descriptors, "intermediate")
+    trees = grader.boost.abnormal.raw_scores(features)[:, 0]
+    linear = grader.boost.linear.logit(features)
+    parts = grader.kind.grade_parts(grader, descriptors)
+    np.testing.assert_allclose(parts[1], 0.5 * trees + 0.5 * linear, rtol=1e-5, atol=1e-5)
+    # the synthetic abnormal nuclei are larger and darker: the linear model alone ranks them above the rest
+    abnormal = np.isin(np.arange(len(crops)) % len(OUTPUT_CLASSES), [1, 2, 3, 4, 5])
+    assert linear[abnormal].mean() > linear[~abnormal].mean() + 1
+    # a grader without the linear score (before session 22) reads the trees alone
+    plain = _context_grader(tmp_path)[0]
+    assert plain.boost.linear is None and plain.model_config["linear_weight"] == 0.0
+
+    rng = np.random.default_rng(1)
+    x = np.c_[rng.exponential(size=300), rng.integers(0, 3, 300).astype(float), rng.normal(size=300)]
+    fitted = QuantileTransformer(n_quantiles=40, output_distribution="normal").fit(x)
+    score = LinearScore(fitted.quantiles_, fitted.references_, np.zeros(3), 0.0)
+    probe = np.r_[x[:50], [[-5.0, 7.0, 100.0]], [[np.nan, 1.0, 0.0]]]
+    expected = np.nan_to_num(fitted.transform(probe), nan=0.0)
+    np.testing.assert_allclose(score.normalized(probe), expected, atol=1e-8)
 
 
 def test_classify_cells_grades_all_of_an_image_as_one_field_whatever_its_batches(

@@ -4,7 +4,8 @@ Stored as plain arrays (``boost.*`` and ``abnormal.*`` in the weights file, see
 :class:`~napari_cervix.cells.boosting.BoostedTrees`, and ``context.typical`` for trees that read the
 descriptors in their field's context, see :mod:`.context`); :meth:`GradingTrees.parts` gives the class
 shares and the abnormal logit that :func:`scaled_to_abnormal` turns into class probabilities whose abnormal
-classes sum to the calibrated binary probability.
+classes sum to the calibrated binary probability. A grader may carry a linear abnormal score beside the
+binary trees (``linear.*``, :mod:`.linear`); its abnormal logit is then the weighted mean of both.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..cells.boosting import BoostedTrees, fit_boosted_trees
+from .linear import LinearScore, fit_linear_score
 
 
 @dataclass
@@ -21,6 +23,7 @@ class GradingTrees:
     classes: BoostedTrees  # N × classes probabilities
     abnormal: BoostedTrees  # binary: P(abnormal)
     typical: np.ndarray | None = None  # the training fields' typical reference; None: no field context
+    linear: LinearScore | None = None  # a linear abnormal score on the same features; None: trees alone
 
     def features(self, descriptors: np.ndarray, reference: str | None = None) -> np.ndarray:
         """What the trees read of one field's detections (N × D descriptors): the descriptors, and for
@@ -34,16 +37,24 @@ class GradingTrees:
             raise ValueError("these trees read cells in their field's context: name the field reference")
         return in_field_context(descriptors, self.typical, reference)
 
-    def parts(self, descriptors: np.ndarray, reference: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def parts(
+        self, descriptors: np.ndarray, reference: str | None = None, linear_weight: float = 0.5
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(class shares N × classes, uncalibrated abnormal logit N) of one field's detections (N × D
-        descriptors: all of them, the field context is taken over them; ``reference``: see :meth:`features`)."""
+        descriptors: all of them, the field context is taken over them; ``reference``: see :meth:`features`).
+        With a :attr:`linear` score the logit is ``(1 − linear_weight) · trees + linear_weight · linear``."""
         features = self.features(descriptors, reference)
-        return self.classes.predict_proba(features), self.abnormal.raw_scores(features)[:, 0]
+        logit = self.abnormal.raw_scores(features)[:, 0]
+        if self.linear is not None:
+            logit = (1.0 - linear_weight) * logit + linear_weight * self.linear.logit(features)
+        return self.classes.predict_proba(features), logit
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = {**self.classes.to_arrays("boost."), **self.abnormal.to_arrays("abnormal.")}
         if self.typical is not None:
             arrays["context.typical"] = np.asarray(self.typical, np.float32)
+        if self.linear is not None:
+            arrays.update(self.linear.to_arrays())
         return arrays
 
     @classmethod
@@ -53,6 +64,7 @@ class GradingTrees:
             BoostedTrees.from_arrays(arrays, "boost."),
             BoostedTrees.from_arrays(arrays, "abnormal."),
             None if typical is None else np.asarray(typical, np.float32),
+            LinearScore.from_arrays(arrays),
         )
 
 
@@ -72,10 +84,16 @@ def fit_grading_trees(
     config, features: np.ndarray, targets: np.ndarray, is_abnormal: np.ndarray, typical: np.ndarray | None = None
 ) -> GradingTrees:
     """Both sets of trees on the same features (``targets``: output-class indices); ``features`` are what
-    :meth:`GradingTrees.features` gives of each field (in their field's context when ``typical`` is given)."""
+    :meth:`GradingTrees.features` gives of each field (in their field's context when ``typical`` is given).
+    A recipe with ``extra["linear_weight"]`` fits the linear abnormal score too (:mod:`.linear`, inverse
+    regularization strength ``extra["linear_strength"]``)."""
     binary = np.asarray(is_abnormal)[targets].astype(np.int64)
+    extra = getattr(config, "extra", None) or {}
+    linear = None
+    if extra.get("linear_weight"):
+        linear = fit_linear_score(features, binary, float(extra.get("linear_strength", 0.05)))
     return GradingTrees(
-        fit_boosted_trees(config, features, targets), fit_boosted_trees(config, features, binary), typical
+        fit_boosted_trees(config, features, targets), fit_boosted_trees(config, features, binary), typical, linear
     )
 
 

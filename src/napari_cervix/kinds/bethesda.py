@@ -15,7 +15,10 @@ cells are therefore graded together (:meth:`cell_parts` batch by batch, then one
 
 Two sets of trees share the descriptors: six-plus-one-class trees say *which* grade, binary trees trained for
 abnormal vs not say *whether* (on CRIC's folds the binary ranking had the higher AUC: 0.904 against 0.895);
-the class probabilities are scaled so the abnormal ones sum to the binary ``p_abnormal``.
+the class probabilities are scaled so the abnormal ones sum to the binary ``p_abnormal``. Since session 22
+the binary trees' log-odds are averaged with a regularized linear model's on the same features
+(``linear_weight``, :mod:`~napari_cervix.grading.linear`): the trees alone rank the low-scoring abnormal
+tail, which sets the operating point, worse.
 
 Why trees on descriptors and no CNN: on this project's 2 CPU cores a CNN of the Herlev classifiers' size
 takes ~5 min an epoch on CRIC's 5,600 training cells (measured), too slow for field-grouped 5-fold
@@ -35,8 +38,8 @@ class BethesdaBoost(ClassifierKind):
     name = "bethesda_boost"
     task = "grading"
     description = (
-        "descriptors of a nucleus-centred window (stain, N/C geometry, chromatin texture) in boosted trees: "
-        "six Bethesda classes + not a squamous cell"
+        "descriptors of a nucleus-centred window (stain, N/C geometry, chromatin texture) in boosted trees, "
+        "whether abnormal averaged with a linear model: six Bethesda classes + not a squamous cell"
     )
     crop = "nucleus"  # a window centred on the nucleus at the image's resolution, not the cell's box resized
     has_network = False
@@ -56,7 +59,15 @@ class BethesdaBoost(ClassifierKind):
         # trained on each field as it is plus two copies recolored as another stain and light. Each cell
         # read relative to its field's normal-intermediate-looking cells too (grading/context.py), as the
         # Bethesda criteria read it.
-        "extra": {"white_balance": True, "recolored_copies": 2, "field_context": "intermediate"},
+        # The binary trees' abnormal logit averaged with a linear model's on the same features
+        # (grading/linear.py): out of fold it ranks the low-scoring abnormal tail better than either.
+        "extra": {
+            "white_balance": True,
+            "recolored_copies": 2,
+            "field_context": "intermediate",
+            "linear_weight": 0.5,
+            "linear_strength": 0.05,
+        },
     }
 
     def output_space(self):
@@ -78,6 +89,8 @@ class BethesdaBoost(ClassifierKind):
             # Descriptors relative to the field's reference cells, by name (grading/context.py; False: none);
             # the typical reference is in the weights.
             "field_context": reference_name(config.extra.get("field_context")) or False,
+            # Weight of the linear abnormal score in the abnormal logit (grading/linear.py); 0: trees alone.
+            "linear_weight": float(config.extra.get("linear_weight", 0.0)),
         }
 
     def load_parts(self, tensors: dict) -> dict:
@@ -110,7 +123,10 @@ class BethesdaBoost(ClassifierKind):
         inference share one path."""
         from ..grading.context import reference_name
 
-        return classifier.boost.parts(descriptors, reference_name(classifier.model_config.get("field_context")))
+        config = classifier.model_config
+        return classifier.boost.parts(
+            descriptors, reference_name(config.get("field_context")), float(config.get("linear_weight", 0.0))
+        )
 
     def probabilities(self, classifier, shares, logit, calibration=None) -> np.ndarray:
         """Class probabilities from :meth:`grade_parts`: the abnormal classes sum to the calibrated
