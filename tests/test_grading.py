@@ -432,6 +432,8 @@ def test_the_linear_score_normalizes_features_as_scikit_learn_and_mixes_into_the
     linear = grader.boost.linear.logit(features)
     parts = grader.kind.grade_parts(grader, descriptors)
     np.testing.assert_allclose(parts[1], 0.5 * trees + 0.5 * linear, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="linear_weight"):
+        grader.boost.parts(descriptors, "intermediate")
     # the synthetic abnormal nuclei are larger and darker: the linear model alone ranks them above the rest
     abnormal = np.isin(np.arange(len(crops)) % len(OUTPUT_CLASSES), [1, 2, 3, 4, 5])
     assert linear[abnormal].mean() > linear[~abnormal].mean() + 1

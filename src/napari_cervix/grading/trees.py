@@ -38,14 +38,19 @@ class GradingTrees:
         return in_field_context(descriptors, self.typical, reference)
 
     def parts(
-        self, descriptors: np.ndarray, reference: str | None = None, linear_weight: float = 0.5
+        self, descriptors: np.ndarray, reference: str | None = None, linear_weight: float | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """(class shares N × classes, uncalibrated abnormal logit N) of one field's detections (N × D
         descriptors: all of them, the field context is taken over them; ``reference``: see :meth:`features`).
-        With a :attr:`linear` score the logit is ``(1 − linear_weight) · trees + linear_weight · linear``."""
+        With a :attr:`linear` score the logit is ``(1 − linear_weight) · trees + linear_weight · linear``
+        (``linear_weight``: the card's, see the kind's ``model_config``)."""
         features = self.features(descriptors, reference)
         logit = self.abnormal.raw_scores(features)[:, 0]
         if self.linear is not None:
+            if linear_weight is None:
+                raise ValueError(
+                    "these trees carry a linear abnormal score: give its weight (the card's linear_weight)"
+                )
             logit = (1.0 - linear_weight) * logit + linear_weight * self.linear.logit(features)
         return self.classes.predict_proba(features), logit
 
