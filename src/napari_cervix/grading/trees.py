@@ -93,10 +93,9 @@ def fit_grading_trees(
     A recipe with ``extra["linear_weight"]`` fits the linear abnormal score too (:mod:`.linear`, inverse
     regularization strength ``extra["linear_strength"]``)."""
     binary = np.asarray(is_abnormal)[targets].astype(np.int64)
-    extra = getattr(config, "extra", None) or {}
     linear = None
-    if extra.get("linear_weight"):
-        linear = fit_linear_score(features, binary, float(extra.get("linear_strength", 0.05)))
+    if config.extra.get("linear_weight"):
+        linear = fit_linear_score(features, binary, float(config.extra.get("linear_strength", 0.05)))
     return GradingTrees(
         fit_boosted_trees(config, features, targets), fit_boosted_trees(config, features, binary), typical, linear
     )
