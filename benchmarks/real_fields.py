@@ -2,6 +2,7 @@
 
     nice -n 10 .venv/bin/python benchmarks/real_fields.py [--data ../shared/data] [--model FILE]
         [--instance-model FILE|none] [--score-threshold 0.5] [--complete-nuclei both|off|auto]
+        [--no-refine-nuclei]
         [--split val|all] [--scales 0.75 1.5 2.5]
         [--modes given estimated] [--isbi]
 
@@ -68,13 +69,20 @@ def semantic_runner(model):
     return run
 
 
-def instance_runner(model, score_threshold: float = 0.5, complete_nuclei: bool | None = None):
+def instance_runner(
+    model, score_threshold: float = 0.5, complete_nuclei: bool | None = None, refine_nuclei: bool = True
+):
     from napari_cervix.instances.inference import segment_instances
     from napari_cervix.scale import Scale
 
     def run(image, **scale):
         result = segment_instances(
-            image, model, score_threshold=score_threshold, complete_nuclei=complete_nuclei, **scale
+            image,
+            model,
+            score_threshold=score_threshold,
+            complete_nuclei=complete_nuclei,
+            refine_nuclei=refine_nuclei,
+            **scale,
         )
         return result.nuclei_union(), len(result.nucleus_scores), Scale(**result.meta["scale"])
 
@@ -128,6 +136,13 @@ def main() -> None:
         help="instance rows: the detector alone ('off'), with the semantic model's completion ('auto', "
         "segment_instances' default: on for these color fields), or both (default)",
     )
+    parser.add_argument(
+        "--no-refine-nuclei",
+        dest="refine_nuclei",
+        action="store_false",
+        help="instance rows: the detector's own nucleus masks (segment_instances' default redraws them on "
+        "the semantic model's nucleus probability)",
+    )
     parser.add_argument("--split", choices=("val", "all"), default="val")
     parser.add_argument("--val-fraction", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
@@ -152,7 +167,12 @@ def main() -> None:
                 if args.complete_nuclei not in ("both", choice):
                     continue
                 label = f"segment_instances ({args.instance_model}, score ≥ {args.score_threshold:g}, {completion})"
-                runners[label] = instance_runner(args.instance_model, args.score_threshold, COMPLETE_NUCLEI[choice])
+                runners[label] = instance_runner(
+                    args.instance_model,
+                    args.score_threshold,
+                    COMPLETE_NUCLEI[choice],
+                    args.refine_nuclei,
+                )
     except Exception as err:  # InstancesUnavailable, or mmcv's ops failing to load
         print(f"segment_instances skipped: {err}")
 

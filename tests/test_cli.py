@@ -170,6 +170,12 @@ def test_segment_instances_completes_color_fields_unless_told_not_to(tmp_path, c
         runs[choice] = (capsys.readouterr().out, tifffile.imread(out / "field_nuclei.tif"))
     assert "added by the semantic model" in runs["auto"][0] and "added" not in runs["off"][0]
     assert np.count_nonzero(runs["auto"][1]) >= np.count_nonzero(runs["off"][1])
+    assert "redrawn on the semantic model's nucleus probability" in runs["off"][0]  # refined by default
+    out = tmp_path / "as-detected"
+    command = ["segment", "instances", str(tmp_path / "field.tif"), "--out", str(out), "--complete-nuclei", "off"]
+    assert main([*command, "--no-refine-nuclei"]) == 0
+    assert "redrawn" not in capsys.readouterr().out
+    assert not np.array_equal(tifffile.imread(out / "field_nuclei.tif"), runs["off"][1])
 
 
 @pytest.mark.parametrize(

@@ -398,3 +398,67 @@ def test_color_fields_get_the_nuclei_the_detector_missed_from_the_semantic_model
     detector = MissingNucleusDetector(gray, missed)
     detector.grid = tile_grid(gray.shape, 512, 128)
     assert segment_instances(gray.image, detector, estimate_scale=False).meta["completed"] == {}  # gray: off
+
+
+def test_refinement_redraws_each_nucleus_boundary_and_keeps_what_the_semantic_model_rejects():
+    from napari_cervix.instances.refinement import redraw_nuclei
+
+    shape = (60, 120)
+    true_a, true_b = disk(shape, 30, 25, 8), disk(shape, 30, 75, 8)
+    detected_a, detected_b = disk(shape, 30, 25, 7), disk(shape, 30, 75, 9)  # one too small, one too large
+    lone = disk(shape, 30, 105, 5)  # the semantic model sees no nucleus there
+    cells = CellSet.from_stack(
+        [disk(shape, 30, 25, 20), disk(shape, 30, 75, 20), disk(shape, 30, 105, 12)],
+        [0.9, 0.8, 0.7],
+        [detected_a, detected_b, lone],
+        [0.95, 0.85, 0.6],
+        nucleus_cell_ids=[1, 2, 3],
+        shape=shape,
+    )
+    probability = np.full(shape, 0.05, np.float32)
+    probability[true_a | true_b] = 0.9
+    refined, counts = redraw_nuclei(cells, probability)
+    assert counts == {"refined": 2, "kept": 1}
+    grown = refined.nuclei.mask(0)  # grown towards the true edge, never past it
+    assert (grown >= detected_a).all() and (grown <= true_a).all()
+    assert grown.sum() - detected_a.sum() >= 0.8 * (true_a.sum() - detected_a.sum())  # most of the rim it lacked
+    np.testing.assert_array_equal(refined.nuclei.mask(1), true_b)  # its rim dropped
+    np.testing.assert_array_equal(refined.nuclei.mask(2), lone)  # rejected as a whole: kept as detected
+    assert refined.cells is cells.cells and refined.ids.tolist() == cells.ids.tolist()
+    np.testing.assert_allclose(refined.nuclei.scores, cells.nuclei.scores)
+    assert refined.nucleus_cell_ids.tolist() == [1, 2, 3]
+    with pytest.raises(ValueError, match="nucleus probability is"):
+        redraw_nuclei(cells, probability[:30])
+
+
+def test_refinement_adds_no_pixel_two_nuclei_both_claim():
+    from napari_cervix.instances.refinement import redraw_nuclei
+
+    shape = (40, 60)
+    left, right = np.zeros(shape, bool), np.zeros(shape, bool)
+    left[10:30, 10:29], right[10:30, 30:50] = True, True  # one column (29) between them
+    cells = CellSet.from_stack([left | right], [0.9], [left, right], [0.9, 0.9], shape=shape)
+    refined, _ = redraw_nuclei(cells, np.ones(shape, np.float32))
+    assert not refined.nuclei.union()[10:30, 29].any()  # both would claim it: neither takes it
+    assert refined.nuclei.mask(0)[10:30, 9].all() and refined.nuclei.mask(1)[10:30, 50].all()
+
+
+@pytest.mark.parametrize("rgb", [False, True])
+def test_detected_nuclei_are_refined_by_default_and_kept_as_detected_when_asked(rgb):
+    def run(sample, **options):
+        oracle = OracleDetector(sample)  # answers one pass over the grid
+        oracle.grid = tile_grid(sample.shape, 512, 128)
+        return segment_instances(sample.image, oracle, estimate_scale=False, complete_nuclei=False, **options)
+
+    sample = generate_smear((256, 256), n_cells=3, seed=2, rgb=rgb)
+    as_detected = run(sample, refine_nuclei=False)
+    assert as_detected.meta["refined"] == {}
+    truth = nucleus_instances(sample.nuclei, sample.shape)
+    assert sorted(as_detected.nuclei.areas.tolist()) == sorted(truth.areas.tolist())  # the oracle's own masks
+    refined = run(sample)
+    counts = refined.meta["refined"]
+    assert len(refined.nuclei) == len(as_detected.nuclei) > 0
+    assert counts["refined"] + counts["kept"] == len(refined.nuclei) and counts["refined"] > 0
+    assert sorted(refined.nuclei.areas.tolist()) != sorted(truth.areas.tolist())  # redrawn by the semantic model
+    assert refined.cell_ids.tolist() == as_detected.cell_ids.tolist()
+    assert refined.nucleus_cell_ids.tolist() == as_detected.nucleus_cell_ids.tolist()

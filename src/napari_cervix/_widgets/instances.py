@@ -12,7 +12,7 @@ runs on the default backend (torch + torchvision, the plugin's own dependencies;
 from __future__ import annotations
 
 import napari
-from magicgui.widgets import ComboBox, FloatSpinBox, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox
 from napari.layers import Image
 
 from ..instances.completion import COMPLETE_NUCLEI
@@ -38,6 +38,11 @@ class InstanceWidget(TaskWidget):
             tooltip="add the nuclei the detector missed from the semantic model, each with a cell: "
             "'auto' for color images (real Pap fields), where the detector misses many abnormal nuclei",
         )
+        self.refine_nuclei = CheckBox(
+            text="refine nuclei",
+            value=True,
+            tooltip="redraw each detected nucleus's boundary on the semantic model's nucleus probability",
+        )
         self.extend(
             [
                 self.image,
@@ -49,6 +54,7 @@ class InstanceWidget(TaskWidget):
                 self.overlap,
                 self.pixel_size,
                 self.complete_nuclei,
+                self.refine_nuclei,
                 self.run_button,
                 self.cancel_button,
                 self.status,
@@ -69,6 +75,7 @@ class InstanceWidget(TaskWidget):
             overlap=min(self.overlap.value, self.tile_size.value - 1),
             pixel_size_um=pixel_size_of(layer, self.pixel_size),
             complete_nuclei=COMPLETE_NUCLEI[self.complete_nuclei.value],
+            refine_nuclei=self.refine_nuclei.value,
         )
         name, place = layer.name, geometry(layer)
         self.start(

@@ -26,6 +26,16 @@ def _add_backend(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_refine(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--no-refine-nuclei",
+        dest="refine_nuclei",
+        action="store_false",
+        help="keep the detector's own nucleus masks (by default each is redrawn on the semantic default's "
+        "nucleus probability)",
+    )
+
+
 def _add_segment(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", help="image files (tif/png/jpg), gray or RGB, any size")
     p.add_argument(
@@ -47,6 +57,7 @@ def _add_segment(p: argparse.ArgumentParser) -> None:
         help="add the nuclei the detector missed from the semantic default, each with a cell: 'auto' "
         "(default) for color images only, 'on', 'off'",
     )
+    _add_refine(p)
     _add_backend(p)
     add_scale_arguments(p)
 
@@ -73,6 +84,7 @@ def _run_segment(args) -> int:
             tile_size=args.tile_size,
             overlap=args.overlap,
             complete_nuclei=COMPLETE_NUCLEI[args.complete_nuclei],
+            refine_nuclei=args.refine_nuclei,
             **scale_options(args),
         )
         stem = out / Path(name).stem
@@ -86,6 +98,8 @@ def _run_segment(args) -> int:
         Path(f"{stem}_cells.csv").write_text("\n".join(lines) + "\n")
         completed = result.meta["completed"]
         added = f", {completed['nuclei']} of them added by the semantic model" if completed else ""
+        refined = result.meta["refined"]
+        added += f", {refined['refined']} redrawn on the semantic model's nucleus probability" if refined else ""
         print(
             f"{name} -> {stem}_*.tif: {len(result)} cells, {len(result.nuclei)} nuclei{added} "
             f"({result.meta['model']} on the {result.meta['backend']} backend; "
@@ -118,6 +132,7 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--tile-size", type=int, default=512)
     p.add_argument("--overlap", type=int, default=128)
+    _add_refine(p)
     _add_backend(p)
     p.add_argument("--json", action="store_true", help="print only the JSON result")
 
@@ -157,6 +172,7 @@ def _run_evaluate(args) -> int:
         tile_size=args.tile_size,
         overlap=args.overlap,
         challenge_score_threshold=args.challenge_score_threshold,
+        refine_nuclei=args.refine_nuclei,
         log=(lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr)),
     )
     result["backend"] = detector.backend

@@ -27,6 +27,7 @@ def evaluate_instances(
     overlap: int = 128,
     max_detections: int = 100,
     challenge_score_threshold: float = 0.5,
+    refine_nuclei: bool = True,
     samples=None,
     log=print,
 ) -> dict:
@@ -36,7 +37,8 @@ def evaluate_instances(
     figures reported for a trained model); ``"all"`` scores every image. The low default score threshold
     (0.05) gives the whole precision–recall curve, as COCO evaluation expects; the challenge measures
     (``metrics["challenge"]["cell"]``) score a final segmentation: the cells scoring at least
-    ``challenge_score_threshold`` (default 0.5, that of ``segment instances``).
+    ``challenge_score_threshold`` (default 0.5, that of ``segment instances``). ``refine_nuclei``: as in
+    :func:`~napari_cervix.instances.inference.segment_instances`.
     """
     from ..io import load_dataset
     from ..metrics import PixelConfusion, challenge_measures, coco_segm_metrics
@@ -76,6 +78,7 @@ def evaluate_instances(
             max_detections=max_detections,
             tile_size=tile_size,
             overlap=overlap,
+            refine_nuclei=refine_nuclei,
         )
         seconds += time.perf_counter() - start
         predictions.append(result.to_predictions())

@@ -21,6 +21,7 @@ from ..imaging import check_image, color_kind
 from ..scale import Scale, for_model, plan_scale, probe_window, resample
 from ..tiling import Tile, TileProgress, run_to_end, tile_grid
 from .completion import MAX_CELL_RADIUS_UM, MIN_NUCLEUS_AREA_UM2, complete_cell_set
+from .refinement import redraw_nuclei
 from .result import InstanceResult
 
 MERGE_IOU = 0.5
@@ -204,6 +205,7 @@ def segment_instances_steps(
     pixel_size_um: float | None = None,
     estimate_scale: bool = True,
     complete_nuclei: bool | None = None,
+    refine_nuclei: bool = True,
     semantic_model="default",
 ) -> Generator[TileProgress, None, InstanceResult]:
     """Generator form of :func:`segment_instances`: yields a :class:`TileProgress` per tile (for
@@ -223,6 +225,8 @@ def segment_instances_steps(
     missed from ``semantic_model``, each with a cell (:mod:`~napari_cervix.instances.completion`); None
     (default): on for color images, where the detector misses many abnormal nuclei, off for gray ones.
     The added cells take the ids after the detected ones; ``meta["completed"]`` counts them.
+    ``refine_nuclei``: redraw each detected nucleus's boundary on ``semantic_model``'s nucleus probability
+    (:mod:`~napari_cervix.instances.refinement`; default on); ``meta["refined"]`` counts the nuclei redrawn.
     """
     from .model import load_detector, prepare_gray
 
@@ -234,7 +238,10 @@ def segment_instances_steps(
     detector = load_detector(model, device=device, backend=backend)
     color = color_kind(probe_window(image))
     complete = color == "rgb" if complete_nuclei is None else bool(complete_nuclei)
-    semantic = _semantic_pass(image, color, semantic_model, pixel_size_um, estimate_scale) if complete else None
+    refine = bool(refine_nuclei)
+    semantic = (
+        _semantic_pass(image, color, semantic_model, pixel_size_um, estimate_scale) if complete or refine else None
+    )
     scale = _scale_for(image, detector, pixel_size_um, estimate_scale, None if semantic is None else semantic[2])
     shape = (int(image.shape[0]), int(image.shape[1]))
     # validates shape/dtype, one normalization for every tile
@@ -254,12 +261,15 @@ def segment_instances_steps(
     nucleus_label = detector.classes.index("nucleus")
     cells = merger.cell_set(cell_label, nucleus_label, float(score_threshold))
     cells = cells.resized(shape) if scale.resamples else cells
-    completed = {}
+    completed, refined = {}, {}
     if semantic is not None:
         labels, nucleus_probability, _, pixel = semantic
-        cells, completed = complete_cell_set(
-            cells, labels, nucleus_probability, MAX_CELL_RADIUS_UM / pixel, MIN_NUCLEUS_AREA_UM2 / pixel**2
-        )
+        if refine:  # before the completion, which adds only what the redrawn nuclei leave
+            cells, refined = redraw_nuclei(cells, nucleus_probability)
+        if complete:
+            cells, completed = complete_cell_set(
+                cells, labels, nucleus_probability, MAX_CELL_RADIUS_UM / pixel, MIN_NUCLEUS_AREA_UM2 / pixel**2
+            )
     return InstanceResult(
         cells=cells,
         meta={
@@ -273,6 +283,7 @@ def segment_instances_steps(
             "max_detections": int(max_detections),
             "scale": scale.as_dict(),
             "completed": completed,
+            "refined": refined,
         },
     )
 
@@ -293,7 +304,8 @@ def _semantic_pass(image, color: str, model, pixel_size_um, estimate: bool):
     )
     # Unknown pixel size, run as it is: the image is taken to be at the semantic model's.
     pixel = used.pixel_size_um or loaded.card.input.pixel_size_um or UNKNOWN_PIXEL_SIZE_UM
-    return labels, probabilities[NUCLEUS], used, pixel
+    # Only the nucleus channel is used: a copy, so the other channels are freed before the detector runs.
+    return labels, np.array(probabilities[NUCLEUS], np.float32), used, pixel
 
 
 def _scale_for(image, detector, pixel_size_um, estimate: bool, semantic_scale_used: Scale | None = None) -> Scale:
@@ -325,6 +337,7 @@ def segment_instances(
     pixel_size_um: float | None = None,
     estimate_scale: bool = True,
     complete_nuclei: bool | None = None,
+    refine_nuclei: bool = True,
     semantic_model="default",
 ) -> InstanceResult:
     """Every cell and nucleus of ``image`` as its own mask, overlaps intact (see
@@ -341,6 +354,7 @@ def segment_instances(
         pixel_size_um=pixel_size_um,
         estimate_scale=estimate_scale,
         complete_nuclei=complete_nuclei,
+        refine_nuclei=refine_nuclei,
         semantic_model=semantic_model,
     )
     return run_to_end(steps, progress)
