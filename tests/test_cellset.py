@@ -144,3 +144,10 @@ def test_concatenated_masks_keep_order_boxes_and_scores():
     assert np.allclose(joined.scores, np.concatenate([first.scores, second.scores]))
     with pytest.raises(ValueError, match="different images"):
         Masks.concatenate([first, Masks((50, 50))])
+
+
+def test_a_grown_box_is_clipped_to_the_image():
+    from napari_cervix.geometry import grow_box
+
+    assert grow_box((5, 6, 10, 12), 2, (20, 30)) == (3, 4, 12, 14)
+    assert grow_box((1, 0, 19, 30), 3, (20, 30)) == (0, 0, 20, 30)  # never outside the image

@@ -20,7 +20,7 @@ import numpy as np
 
 from .cellset import CellSet
 from .cli import Command
-from .geometry import NUCLEUS
+from .geometry import NUCLEUS, grow_box
 
 DEMO_SEED = 2014
 DEMO_SHAPE = (768, 768)
@@ -46,7 +46,7 @@ def _overlay(image: np.ndarray, cells, semantic: np.ndarray) -> np.ndarray:
         height, width = cells.shape
         for k, (y0, x0, y1, x1) in enumerate(cells.boxes):
             # The cell's box and one pixel around it (inside the image): all its boundary needs to see.
-            wy0, wx0, wy1, wx1 = max(y0 - 1, 0), max(x0 - 1, 0), min(y1 + 1, height), min(x1 + 1, width)
+            wy0, wx0, wy1, wx1 = grow_box((y0, x0, y1, x1), 1, (height, width))
             boundary = find_boundaries(cells.cells.crop_in(k, (wy0, wx0, wy1, wx1)), mode="inner")
             rgb[wy0:wy1, wx0:wx1][boundary] = (0.1, 0.9, 0.3)
     else:

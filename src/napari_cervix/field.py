@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .classes import BETHESDA_ABNORMAL, BETHESDA_GRADES, BETHESDA_HIGH_GRADE, NOT_SQUAMOUS
+from .geometry import grow_box
 from .imaging import ImageError, check_image, color_kind
 from .scale import Scale, resample, resize_labels
 from .tiling import TileProgress
@@ -357,7 +358,7 @@ def overlay(image, result: FieldResult) -> np.ndarray:
     flagged = set(result.table["label"][result.table.get("reviewable", pd.Series(False, result.table.index))])
     for index, (cell_id, (y0, x0, y1, x1), _) in enumerate(result.cells):
         # The cell's box and a 2-pixel rim (inside the image): all its boundary needs to see.
-        wy0, wx0, wy1, wx1 = max(y0 - 2, 0), max(x0 - 2, 0), min(y1 + 2, height), min(x1 + 2, width)
+        wy0, wx0, wy1, wx1 = grow_box((y0, x0, y1, x1), 2, (height, width))
         mask = result.cells.cells.crop_in(index, (wy0, wx0, wy1, wx1))
         boundary = find_boundaries(mask, mode="thick" if cell_id in flagged else "inner")
         rgb[wy0:wy1, wx0:wx1][boundary] = colors.get(int(cell_id), UNGRADED_COLOR)

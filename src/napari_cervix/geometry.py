@@ -7,6 +7,7 @@
 * **Overlap → labels**: where cells overlap, the smallest cell wins (:func:`smallest_wins_order`).
 * **Outlines**: one polygon per mask, the longest iso-contour (:func:`outline`).
 * **Padding** a tile to a multiple of the network's stride (:func:`pad_to_multiple`).
+* **A box with a rim**: a mask's box grown by a few pixels, clipped to the image (:func:`grow_box`).
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ def outline(mask: np.ndarray) -> np.ndarray:
     if len(contour) > MAX_VERTICES:
         contour = contour[np.linspace(0, len(contour) - 1, MAX_VERTICES).astype(int)]
     return contour
+
+
+def grow_box(box, pad: int, shape) -> tuple[int, int, int, int]:
+    """Box ``(y0, x0, y1, x1)`` grown by ``pad`` pixels on every side, clipped to an image of ``shape``."""
+    y0, x0, y1, x1 = (int(v) for v in box)
+    return max(y0 - pad, 0), max(x0 - pad, 0), min(y1 + pad, int(shape[0])), min(x1 + pad, int(shape[1]))
 
 
 def pad_to_multiple(

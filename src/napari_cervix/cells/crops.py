@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..geometry import CYTOPLASM, NUCLEUS
+from ..geometry import CYTOPLASM, NUCLEUS, grow_box
 from ..imaging import to_gray, to_rgb
 
 #: Fraction of the cell's larger bounding-box side added on every side of a crop.
@@ -124,7 +124,7 @@ def crop_box(bbox: tuple[int, int, int, int], shape: tuple[int, int], margin: fl
     """Bounding box (y0, x0, y1, x1) grown by ``margin`` × its larger side, clipped to the image."""
     y0, x0, y1, x1 = (int(v) for v in bbox)
     pad = max(2, int(round(margin * max(y1 - y0, x1 - x0))))
-    return max(0, y0 - pad), max(0, x0 - pad), min(shape[0], y1 + pad), min(shape[1], x1 + pad), pad
+    return (*grow_box(bbox, pad, shape), pad)
 
 
 def isolate_cell(crop: np.ndarray, cell_mask: np.ndarray, pad: int) -> np.ndarray:

@@ -24,6 +24,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..cellset import CellSet, Masks
+from ..geometry import grow_box
 
 #: Semantic nucleus probability that keeps a pixel of a detected nucleus.
 INSIDE = 0.3
@@ -33,11 +34,6 @@ RING = 0.7
 MARGIN_PX = 1
 #: Below this share of the detected mask kept, the semantic model disagrees about the object itself.
 MIN_KEPT = 0.5
-
-
-def _window(box, margin: int, shape) -> tuple[int, int, int, int]:
-    y0, x0, y1, x1 = (int(v) for v in box)
-    return max(y0 - margin, 0), max(x0 - margin, 0), min(y1 + margin, shape[0]), min(x1 + margin, shape[1])
 
 
 def redraw_nuclei(
@@ -60,7 +56,7 @@ def redraw_nuclei(
     if not len(nuclei):
         return cells, {"refined": 0, "kept": 0}
     margin = int(margin_px)
-    windows = [_window(box, margin, cells.shape) for box in nuclei.boxes]
+    windows = [grow_box(box, margin, cells.shape) for box in nuclei.boxes]
     grown = [nuclei.crop_in(k, w) for k, w in enumerate(windows)]
     if margin > 0:  # (scipy dilates until nothing changes for iterations=0)
         grown = [ndi.binary_dilation(region, iterations=margin) for region in grown]
