@@ -73,6 +73,36 @@ def test_a_far_shrunk_probe_with_a_few_clusters_left_does_not_win():
     assert factor == pytest.approx(1 / 0.75, rel=0.12)
 
 
+def _clumps_read_as_nuclei_when_small(image: np.ndarray) -> np.ndarray:
+    """Like the network on a generated gray field: dark nuclei, and pale clumps of cells read as nuclei once
+    they are shrunk to a nucleus's size (at most twice the training nucleus's area in the probe's pixels)."""
+    from napari_cervix.geometry import label_components
+
+    pale = label_components(image < 0.8)
+    nucleus_sized = np.bincount(pale.ravel()) <= 2 * REFERENCE
+    nucleus_sized[0] = False
+    return _threshold(image) | nucleus_sized[pale]
+
+
+def test_probes_after_the_nuclei_vanished_do_not_win():
+    """A field at about the training scale (nuclei of 0.85× the training radius) with pale clumps of cells:
+    the nuclei vanish below the speck size in the 0.4 probe, and in the quarter probe the clumps alone look
+    like nuclei of the known size — self-consistent, and numerous enough to pass the count rule. The nuclei's
+    cover fell to nothing on the way, so neither shrunk probe can win."""
+    image = np.ones((640, 640), np.float32)
+    for y in range(24, 300, 40):
+        for x in range(24, 620, 40):
+            rr, cc = disk((y, x), RADIUS * 0.85, shape=image.shape)
+            image[rr, cc] = 0.2
+    for y in range(360, 620, 80):
+        for x in range(40, 620, 80):
+            rr, cc = disk((y, x), 4 * RADIUS, shape=image.shape)
+            image[rr, cc] = 0.65
+    factor, _, probes = estimate_factor(image, _clumps_read_as_nuclei_when_small, REFERENCE)
+    assert probes[0.4] is None and probes[0.25] == pytest.approx(0.25, rel=0.1)  # the clumps' own estimate
+    assert factor == pytest.approx(1 / 0.85, rel=0.12)
+
+
 def test_a_given_pixel_size_sets_the_factor_exactly_and_bad_ones_are_refused():
     scale = plan_scale(None, 0.25, REFERENCE, None, pixel_size_um=0.5)
     assert (scale.factor, scale.source, scale.pixel_size_um) == (2.0, "given", 0.5)

@@ -19,7 +19,13 @@ left can pass the self-consistency test by chance (CRIC validation fields resamp
 up to 4.5× too magnified that way: ``benchmarks/real_fields.py --scales 0.75 --modes estimated`` before this
 rule), whereas a probe that sees a magnified field's nuclei whole counts about as many as the others once its
 fragments have merged. The median, not the largest count, because a probe that fragments large nuclei
-inflates its count.
+inflates its count. Nor can a probe win once the nuclei have been lost on the way to it: when a probe's nuclei
+cover less than :data:`MIN_COVER_SHARE` of the image area that the next larger probe's covered, they fell below the
+speck size there, and whatever that probe and the smaller ones still find (clumps of cells, which a network
+reads as nuclei once they are shrunk to a nucleus's size) says nothing about the nuclei. Fragments merging
+into whole nuclei keep their area; vanishing nuclei lose it. (A generated 2048² gray field at its training
+scale: 114, 72, 8 and 18 nuclei in the four probes, and the quarter probe's 18 clumps, self-consistent by
+chance, won the estimate at 0.24× before this rule.)
 Within :data:`DEAD_BAND` of 1 the image is left as it is: the models were trained with scale
 augmentation over that range, and resampling would only cost time and sharpness.
 
@@ -53,6 +59,12 @@ MIN_NUCLEI = 5
 #: A probe that finds fewer than this share of the median count of nuclei over the probes lost them to the
 #: speck size: it says nothing about the scale (see the module docstring).
 MIN_COUNT_SHARE = 1 / 3
+#: A probe whose nuclei cover less than this share of the area (in the image's own pixels) that the next
+#: larger probe's nuclei covered lost them to the speck size: it and the smaller probes cannot win. On the
+#: CRIC validation fields at 0.75–2.5× no probe on the way to a correct winner fell below 0.76; the generated
+#: gray fields' collapse to the 0.4 probe is 0.16–0.44 (session 25; every share from 0.3 to 0.7 chose the
+#: same estimates on those fields).
+MIN_COVER_SHARE = 0.5
 #: The estimate looks at a central window of at most this many pixels a side (a whole slide tile or field
 #: holds enough nuclei; a larger image would only cost time).
 PROBE_SIDE = 2048
@@ -135,13 +147,18 @@ def probe_window(image) -> np.ndarray:
     return window if isinstance(window, np.ndarray) else np.asarray(window)
 
 
-def median_nucleus_area(nuclei: np.ndarray) -> tuple[float | None, int]:
-    """(median area in px² of the nuclei of a bool mask, their count), specks left out; (None, n) when
-    there are fewer than :data:`MIN_NUCLEI`."""
+def nucleus_areas(nuclei: np.ndarray) -> np.ndarray:
+    """Areas in px² of the nuclei (connected components) of a bool mask, specks left out."""
     from .geometry import label_components
 
     areas = np.bincount(label_components(np.asarray(nuclei, bool)).ravel())[1:]
-    areas = areas[areas >= MIN_NUCLEUS_AREA_PX]
+    return areas[areas >= MIN_NUCLEUS_AREA_PX]
+
+
+def median_nucleus_area(nuclei: np.ndarray) -> tuple[float | None, int]:
+    """(median area in px² of the nuclei of a bool mask, their count), specks left out; (None, n) when
+    there are fewer than :data:`MIN_NUCLEI`."""
+    areas = nucleus_areas(nuclei)
     if len(areas) < MIN_NUCLEI:
         return None, int(len(areas))
     return float(np.median(areas)), int(len(areas))
@@ -153,15 +170,20 @@ def estimate_factor(
     """(factor, the winning probe's median area, probes) bringing ``image`` to the scale at which
     ``find_nuclei`` (image → bool nucleus mask) sees nuclei of ``reference_area_px``; factor None when no
     probe finds enough nuclei. ``probes`` maps each probe factor to its own estimate (None: too few nuclei;
-    a probe with fewer than :data:`MIN_COUNT_SHARE` of the probes' median count keeps its estimate here but
-    cannot win)."""
+    a probe with fewer than :data:`MIN_COUNT_SHARE` of the probes' median count, or one at or after a loss
+    of the nuclei's cover (:data:`MIN_COVER_SHARE`), keeps its estimate here but cannot win)."""
     probes, found, counts = {}, {}, []
-    for probe in PROBE_FACTORS:
-        area, count = median_nucleus_area(find_nuclei(resample(image, probe)))
+    lost, previous_cover = False, None
+    for probe in sorted(PROBE_FACTORS, reverse=True):
+        areas = nucleus_areas(find_nuclei(resample(image, probe)))
+        area = float(np.median(areas)) if len(areas) >= MIN_NUCLEI else None
         probes[probe] = None if area is None else probe * math.sqrt(reference_area_px / area)
-        counts.append(count)
-        if area is not None:
-            found[probe] = (area, count)
+        counts.append(len(areas))
+        cover = float(areas.sum()) / probe**2  # in the image's own pixels, comparable across probes
+        lost = lost or (previous_cover is not None and cover < MIN_COVER_SHARE * previous_cover)
+        previous_cover = cover
+        if area is not None and not lost:
+            found[probe] = (area, len(areas))
     typical_count = float(np.median(counts))
     best = None
     for probe, (area, count) in found.items():
