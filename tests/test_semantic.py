@@ -163,6 +163,32 @@ def test_cells_from_semantic_keeps_large_cells_without_nucleus_and_drops_specks(
     assert not cells[58:].any() and (cells[30:33, 30:58] == 2).all()
 
 
+def test_the_scale_probe_of_the_image_as_it_is_is_reused_with_its_probabilities(monkeypatch):
+    """An image the estimate leaves as it is goes through the network once at its own size, also when the
+    caller wants probabilities (segment_instances' refinement and completion do), with the same result as
+    a pass of its own."""
+    import napari_cervix.semantic.inference as inference
+    from napari_cervix.synth import generate_smear
+
+    image = generate_smear((256, 256), n_cells=4, seed=5).image
+    passes = []
+    network_pass = inference._segment_as_is
+
+    def counted(work, loaded, **options):
+        passes.append(tuple(work.shape[:2]))
+        return (yield from network_pass(work, loaded, **options))
+
+    monkeypatch.setattr(inference, "_segment_as_is", counted)
+    options = dict(precision="float32", return_probabilities=True)
+    labels, probs, scale = segment_semantic(image, "unet-mobilenet_v2", return_scale=True, **options)
+    assert not scale.resamples and passes.count((256, 256)) == 1 and len(passes) > 1  # the probes ran
+    passes.clear()
+    own_labels, own_probs = segment_semantic(image, "unet-mobilenet_v2", estimate_scale=False, **options)
+    assert passes == [(256, 256)]
+    np.testing.assert_array_equal(labels, own_labels)
+    np.testing.assert_array_equal(probs, own_probs)
+
+
 def test_edge_margin_reaches_every_pass_including_the_reused_scale_probe():
     from napari_cervix.synth import generate_smear
 

@@ -173,16 +173,20 @@ def _segment_as_is(
 
 def _nucleus_finder(loaded: SemanticModel, options: dict, reuse_shape=None):
     """image → bool nucleus mask with plain settings (the scale probes) and ``options``' tile size, overlap,
-    precision and edge margin. The labels of the probe of shape ``reuse_shape`` (the input as it is) are kept
-    in the returned dict so the final pass can reuse them."""
+    precision and edge margin. The probe of shape ``reuse_shape`` (the input as it is) keeps what the final
+    pass would return with ``options`` — labels, or (labels, probabilities) when they are asked for — in
+    the returned dict under "result", so that pass can reuse it (no test-time augmentation or CRF: those
+    the probe does not run)."""
     tile_size, overlap = options["tile_size"], options["overlap"]
+    reusable = not (options.get("tta") or options.get("crf"))
+    with_probabilities = reusable and bool(options.get("return_probabilities"))
     seen: dict = {}
 
     def find(image):
         own = image.shape[:2] == reuse_shape
         # Shrunken probes are small: one large tile costs less than several overlapping ones.
         tile = tile_size if own else max(tile_size, 1024)
-        labels = run_to_end(
+        result = run_to_end(
             _segment_as_is(
                 image,
                 loaded,
@@ -190,13 +194,14 @@ def _nucleus_finder(loaded: SemanticModel, options: dict, reuse_shape=None):
                 overlap=min(overlap, tile - 1),
                 tta=False,
                 crf=False,
-                return_probabilities=False,
+                return_probabilities=own and with_probabilities,
                 precision=options["precision"],
                 edge_margin=options["edge_margin"],
             )
         )
-        if own:
-            seen["labels"] = labels
+        if own and reusable:
+            seen["result"] = result
+        labels = result[0] if isinstance(result, tuple) else result
         return labels == NUCLEUS
 
     return find, seen
@@ -275,10 +280,10 @@ def _segment_at_model_scale(image, loaded: SemanticModel, pixel_size_um, estimat
     """(result on the grid of the image resampled to the model's pixel size, the Scale used)."""
     find, seen = _nucleus_finder(loaded, options, tuple(image.shape[:2]))
     scale = _plan(image, loaded, pixel_size_um, estimate, find)
-    plain = not (options["tta"] or options["crf"] or options["return_probabilities"])
-    if not scale.resamples and plain and "labels" in seen:
+    if not scale.resamples and "result" in seen:
         yield TileProgress(1, 1)
-        return seen["labels"], scale  # the probe already segmented the whole image as it is
+        return seen["result"], scale  # the probe already segmented the whole image as it is
+    seen.clear()  # the probe's result is for the image as it is: free it before the resampled pass
     work = resample(np.asarray(image), scale.factor) if scale.resamples else image
     result = yield from _segment_as_is(work, loaded, **options)
     return result, scale
