@@ -61,7 +61,7 @@ MIN_NUCLEI = 5
 MIN_COUNT_SHARE = 1 / 3
 #: A probe whose nuclei cover less than this share of the area (in the image's own pixels) that the next
 #: larger probe's nuclei covered lost them to the speck size: it and the smaller probes cannot win. On the
-#: CRIC validation fields at 0.75–2.5× no probe on the way to a correct winner fell below 0.76; the generated
+#: CRIC validation fields at 0.75–2.5× no probe on the way to the winning one fell below 0.76; the generated
 #: gray fields' collapse to the 0.4 probe is 0.16–0.44 (session 25; every share from 0.3 to 0.7 chose the
 #: same estimates on those fields).
 MIN_COVER_SHARE = 0.5
