@@ -39,8 +39,9 @@ def run_once(image, detector):
     from napari_cervix.instances import segment_instances
 
     start, start_cpu = time.perf_counter(), time.process_time()
-    # The networks compared, without the semantic model's nucleus refinement (the same for every backend).
-    result = segment_instances(image, detector, score_threshold=SCORE_THRESHOLD, refine_nuclei=False)
+    # The networks compared, without the semantic model's refinements (the same for every backend).
+    no_semantic = dict(refine_nuclei=False, refine_cells=False)
+    result = segment_instances(image, detector, score_threshold=SCORE_THRESHOLD, **no_semantic)
     return time.perf_counter() - start, time.process_time() - start_cpu, result
 
 

@@ -173,9 +173,12 @@ def test_segment_instances_completes_color_fields_unless_told_not_to(tmp_path, c
     assert "redrawn on the semantic model's nucleus probability" in runs["off"][0]  # refined by default
     out = tmp_path / "as-detected"
     command = ["segment", "instances", str(tmp_path / "field.tif"), "--out", str(out), "--complete-nuclei", "off"]
-    assert main([*command, "--no-refine-nuclei"]) == 0
+    assert "edge redrawn on the semantic model's foreground" in runs["off"][0]
+    assert main([*command, "--no-refine-nuclei", "--no-refine-cells"]) == 0
     assert "redrawn" not in capsys.readouterr().out
     assert not np.array_equal(tifffile.imread(out / "field_nuclei.tif"), runs["off"][1])
+    as_detected, refined = (tifffile.imread(folder / "field_cells.tif") for folder in (out, tmp_path / "off"))
+    assert as_detected.shape == refined.shape and not np.array_equal(as_detected, refined)
 
 
 @pytest.mark.parametrize(

@@ -174,7 +174,8 @@ def test_tiled_segmentation_recovers_every_cell_once(seed, tile, overlap):
     sample = generate_smear((700, 900), n_cells=12, seed=seed)
     oracle = OracleDetector(sample)
     oracle.grid = tile_grid(sample.shape, tile, overlap)
-    steps = segment_instances_steps(sample.image, oracle, tile_size=tile, overlap=overlap)
+    # the tiling and merging alone: the oracle's cells are exact, so no semantic edge is drawn on them
+    steps = segment_instances_steps(sample.image, oracle, tile_size=tile, overlap=overlap, refine_cells=False)
     progress = []
     try:
         while True:
@@ -462,3 +463,59 @@ def test_detected_nuclei_are_refined_by_default_and_kept_as_detected_when_asked(
     assert sorted(refined.nuclei.areas.tolist()) != sorted(truth.areas.tolist())  # redrawn by the semantic model
     assert refined.cell_ids.tolist() == as_detected.cell_ids.tolist()
     assert refined.nucleus_cell_ids.tolist() == as_detected.nucleus_cell_ids.tolist()
+
+
+def test_cell_refinement_moves_edges_against_the_background_only():
+    from napari_cervix.instances.refinement import redraw_cells
+
+    shape = (80, 140)
+    true_a, true_b = disk(shape, 40, 40, 25), disk(shape, 40, 85, 25)  # overlapping cells
+    lone = disk(shape, 40, 125, 8)  # the semantic model sees no cell there
+    detected_a = disk(shape, 40, 40, 23)  # two px short of its edge
+    detected_b = true_b | np.roll(true_b, 1, axis=1)  # one px past its right edge
+    cells = CellSet.from_stack([detected_a, detected_b, lone], [0.9, 0.8, 0.7], shape=shape)
+    foreground = true_a | true_b
+    faint = disk(shape, 40, 95, 4)  # cytoplasm the semantic model calls background, deep inside b
+    foreground &= ~faint
+    refined, counts = redraw_cells(cells, foreground)
+    assert counts == {"refined": 2, "kept": 1}
+    a, b = refined.cells.mask(0), refined.cells.mask(1)
+    assert (a >= detected_a).all() and (a <= true_a | true_b).all()
+    grown = a & ~detected_a
+    assert grown.any() and (ndimage.distance_transform_edt(~detected_a)[grown] <= 1.5).all()  # one px at most
+    assert not (grown & true_b).any()  # where the cells overlap, no edge is taken from the semantic model
+    assert (b >= true_b).all()  # deep inside, the faint part is kept
+    assert not (b & ~true_a & ~true_b).any()  # past the edge: the background it held is dropped
+    np.testing.assert_array_equal(refined.cells.mask(2), lone)  # rejected as a whole: kept as detected
+    assert refined.ids.tolist() == cells.ids.tolist() and refined.nuclei is cells.nuclei
+    with pytest.raises(ValueError, match="foreground is"):
+        redraw_cells(cells, foreground[:40])
+
+
+class ShrunkCellDetector(OracleDetector):
+    """The oracle with each cell a pixel short of its edge, as a coarse mask head draws them."""
+
+    def predict_tile(self, tile, *, score_floor=0.05, max_detections=100):
+        masks, scores, labels = super().predict_tile(tile, score_floor=score_floor, max_detections=max_detections)
+        masks = np.array([ndimage.binary_erosion(m) if c == 0 else m for m, c in zip(masks, labels)])
+        return masks.reshape(-1, *tile.shape), scores, labels
+
+
+def test_detected_cells_are_refined_by_default_and_kept_as_detected_when_asked():
+    def run(**options):
+        detector = ShrunkCellDetector(sample)
+        detector.grid = tile_grid(sample.shape, 512, 128)
+        return segment_instances(sample.image, detector, estimate_scale=False, refine_nuclei=False, **options)
+
+    sample = generate_smear((256, 256), n_cells=3, seed=2)
+    truth = sample.cells
+    as_detected, refined = run(refine_cells=False), run()
+    assert as_detected.meta["refined_cells"] == {} and refined.meta["refined_cells"]["refined"] > 0
+    assert refined.cell_ids.tolist() == as_detected.cell_ids.tolist()
+
+    def error(result):  # pixels that differ from the true cells, each matched to its closest found cell
+        found = result.cells.to_stack()
+        return sum(min(int((c ^ t).sum()) for c in found) for t in truth.to_stack())
+
+    assert len(as_detected) == len(truth)
+    assert error(refined) < 0.7 * error(as_detected)

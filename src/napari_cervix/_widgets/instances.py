@@ -43,6 +43,11 @@ class InstanceWidget(TaskWidget):
             value=True,
             tooltip="redraw each detected nucleus's boundary on the semantic model's nucleus probability",
         )
+        self.refine_cells = CheckBox(
+            text="refine cells",
+            value=True,
+            tooltip="redraw each detected cell's edge against the background on the semantic model's foreground",
+        )
         self.extend(
             [
                 self.image,
@@ -55,6 +60,7 @@ class InstanceWidget(TaskWidget):
                 self.pixel_size,
                 self.complete_nuclei,
                 self.refine_nuclei,
+                self.refine_cells,
                 self.run_button,
                 self.cancel_button,
                 self.status,
@@ -76,6 +82,7 @@ class InstanceWidget(TaskWidget):
             pixel_size_um=pixel_size_of(layer, self.pixel_size),
             complete_nuclei=COMPLETE_NUCLEI[self.complete_nuclei.value],
             refine_nuclei=self.refine_nuclei.value,
+            refine_cells=self.refine_cells.value,
         )
         name, place = layer.name, geometry(layer)
         self.start(

@@ -34,6 +34,13 @@ def _add_refine(p: argparse.ArgumentParser) -> None:
         help="keep the detector's own nucleus masks (by default each is redrawn on the semantic default's "
         "nucleus probability)",
     )
+    p.add_argument(
+        "--no-refine-cells",
+        dest="refine_cells",
+        action="store_false",
+        help="keep the detector's own cell masks (by default each cell's edge against the background is "
+        "redrawn on the semantic default's foreground)",
+    )
 
 
 def _add_segment(p: argparse.ArgumentParser) -> None:
@@ -85,6 +92,7 @@ def _run_segment(args) -> int:
             overlap=args.overlap,
             complete_nuclei=COMPLETE_NUCLEI[args.complete_nuclei],
             refine_nuclei=args.refine_nuclei,
+            refine_cells=args.refine_cells,
             **scale_options(args),
         )
         stem = out / Path(name).stem
@@ -100,8 +108,10 @@ def _run_segment(args) -> int:
         added = f", {completed['nuclei']} of them added by the semantic model" if completed else ""
         refined = result.meta["refined"]
         added += f", {refined['refined']} redrawn on the semantic model's nucleus probability" if refined else ""
+        edges = result.meta["refined_cells"]
+        edges = f" ({edges['refined']} with their edge redrawn on the semantic model's foreground)" if edges else ""
         print(
-            f"{name} -> {stem}_*.tif: {len(result)} cells, {len(result.nuclei)} nuclei{added} "
+            f"{name} -> {stem}_*.tif: {len(result)} cells{edges}, {len(result.nuclei)} nuclei{added} "
             f"({result.meta['model']} on the {result.meta['backend']} backend; "
             f"{describe_scale(Scale(**result.meta['scale']))})"
         )
@@ -173,6 +183,7 @@ def _run_evaluate(args) -> int:
         overlap=args.overlap,
         challenge_score_threshold=args.challenge_score_threshold,
         refine_nuclei=args.refine_nuclei,
+        refine_cells=args.refine_cells,
         log=(lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr)),
     )
     result["backend"] = detector.backend

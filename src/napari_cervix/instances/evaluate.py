@@ -28,6 +28,7 @@ def evaluate_instances(
     max_detections: int = 100,
     challenge_score_threshold: float = 0.5,
     refine_nuclei: bool = True,
+    refine_cells: bool = True,
     samples=None,
     log=print,
 ) -> dict:
@@ -37,8 +38,8 @@ def evaluate_instances(
     figures reported for a trained model); ``"all"`` scores every image. The low default score threshold
     (0.05) gives the whole precision–recall curve, as COCO evaluation expects; the challenge measures
     (``metrics["challenge"]["cell"]``) score a final segmentation: the cells scoring at least
-    ``challenge_score_threshold`` (default 0.5, that of ``segment instances``). ``refine_nuclei``: as in
-    :func:`~napari_cervix.instances.inference.segment_instances`.
+    ``challenge_score_threshold`` (default 0.5, that of ``segment instances``). ``refine_nuclei``,
+    ``refine_cells``: as in :func:`~napari_cervix.instances.inference.segment_instances`.
     """
     from ..io import load_dataset
     from ..metrics import PixelConfusion, challenge_measures, coco_segm_metrics
@@ -79,6 +80,7 @@ def evaluate_instances(
             tile_size=tile_size,
             overlap=overlap,
             refine_nuclei=refine_nuclei,
+            refine_cells=refine_cells,
         )
         seconds += time.perf_counter() - start
         predictions.append(result.to_predictions())

@@ -16,12 +16,12 @@ from collections.abc import Generator
 import numpy as np
 
 from ..cellset import CellSet, Masks
-from ..geometry import NUCLEUS
+from ..geometry import BACKGROUND, NUCLEUS
 from ..imaging import check_image, color_kind
 from ..scale import Scale, for_model, plan_scale, probe_window, resample
 from ..tiling import Tile, TileProgress, run_to_end, tile_grid
 from .completion import MAX_CELL_RADIUS_UM, MIN_NUCLEUS_AREA_UM2, complete_cell_set
-from .refinement import redraw_nuclei
+from .refinement import redraw_cells, redraw_nuclei
 from .result import InstanceResult
 
 MERGE_IOU = 0.5
@@ -206,6 +206,7 @@ def segment_instances_steps(
     estimate_scale: bool = True,
     complete_nuclei: bool | None = None,
     refine_nuclei: bool = True,
+    refine_cells: bool = True,
     semantic_model="default",
 ) -> Generator[TileProgress, None, InstanceResult]:
     """Generator form of :func:`segment_instances`: yields a :class:`TileProgress` per tile (for
@@ -227,6 +228,8 @@ def segment_instances_steps(
     The added cells take the ids after the detected ones; ``meta["completed"]`` counts them.
     ``refine_nuclei``: redraw each detected nucleus's boundary on ``semantic_model``'s nucleus probability
     (:mod:`~napari_cervix.instances.refinement`; default on); ``meta["refined"]`` counts the nuclei redrawn.
+    ``refine_cells``: redraw each detected cell's edge against the background on the semantic model's
+    foreground (default on); ``meta["refined_cells"]`` counts them.
     """
     from .model import load_detector, prepare_gray
 
@@ -238,9 +241,11 @@ def segment_instances_steps(
     detector = load_detector(model, device=device, backend=backend)
     color = color_kind(probe_window(image))
     complete = color == "rgb" if complete_nuclei is None else bool(complete_nuclei)
-    refine = bool(refine_nuclei)
+    refine, refine_edges = bool(refine_nuclei), bool(refine_cells)
     semantic = (
-        _semantic_pass(image, color, semantic_model, pixel_size_um, estimate_scale) if complete or refine else None
+        _semantic_pass(image, color, semantic_model, pixel_size_um, estimate_scale)
+        if complete or refine or refine_edges
+        else None
     )
     scale = _scale_for(image, detector, pixel_size_um, estimate_scale, None if semantic is None else semantic[2])
     shape = (int(image.shape[0]), int(image.shape[1]))
@@ -261,11 +266,13 @@ def segment_instances_steps(
     nucleus_label = detector.classes.index("nucleus")
     cells = merger.cell_set(cell_label, nucleus_label, float(score_threshold))
     cells = cells.resized(shape) if scale.resamples else cells
-    completed, refined = {}, {}
+    completed, refined, refined_cells = {}, {}, {}
     if semantic is not None:
         labels, nucleus_probability, _, pixel = semantic
         if refine:  # before the completion, which adds only what the redrawn nuclei leave
             cells, refined = redraw_nuclei(cells, nucleus_probability)
+        if refine_edges:  # before the completion, whose cells are drawn on the semantic foreground already
+            cells, refined_cells = redraw_cells(cells, labels != BACKGROUND)
         if complete:
             cells, completed = complete_cell_set(
                 cells, labels, nucleus_probability, MAX_CELL_RADIUS_UM / pixel, MIN_NUCLEUS_AREA_UM2 / pixel**2
@@ -284,6 +291,7 @@ def segment_instances_steps(
             "scale": scale.as_dict(),
             "completed": completed,
             "refined": refined,
+            "refined_cells": refined_cells,
         },
     )
 
@@ -338,6 +346,7 @@ def segment_instances(
     estimate_scale: bool = True,
     complete_nuclei: bool | None = None,
     refine_nuclei: bool = True,
+    refine_cells: bool = True,
     semantic_model="default",
 ) -> InstanceResult:
     """Every cell and nucleus of ``image`` as its own mask, overlaps intact (see
@@ -355,6 +364,7 @@ def segment_instances(
         estimate_scale=estimate_scale,
         complete_nuclei=complete_nuclei,
         refine_nuclei=refine_nuclei,
+        refine_cells=refine_cells,
         semantic_model=semantic_model,
     )
     return run_to_end(steps, progress)
