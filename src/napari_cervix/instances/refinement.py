@@ -44,7 +44,8 @@ RING = 0.7
 MARGIN_PX = 1
 #: Below this share of the detected mask kept, the semantic model disagrees about the object itself.
 MIN_KEPT = 0.5
-#: How far outside a detected cell pixels of the semantic foreground may be added (px of the image).
+#: How far a cell's edge may move either way (px of the image): pixels within it inside the cell may be taken
+#: away where the semantic model sees background, pixels within it outside may be added where it sees foreground.
 CELL_MARGIN_PX = 1
 
 
